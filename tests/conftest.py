@@ -1,0 +1,59 @@
+"""Shared fixtures: real images from ../shared/data/cifar10 when present, else crops of scikit-learn's photos."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("TIMM_DYNMIX_SHARED", ROOT.parent / "shared"))
+CIFAR10_DIR = SHARED / "data" / "cifar10"
+CIFAR10_TEST = CIFAR10_DIR / "cifar10_test_uint8.npz"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+
+def cifar10_test_arrays(n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``n`` CIFAR-10 test images (uint8 NHWC) and labels from ../shared; skips when absent."""
+    if not CIFAR10_TEST.is_file():
+        pytest.skip(f"CIFAR-10 copy not found at ../shared/data/cifar10 ({CIFAR10_TEST.name} missing)")
+    with np.load(CIFAR10_TEST, allow_pickle=False) as z:
+        x, y = z["x_test"], z["y_test"]
+    return (x, y) if n is None else (x[:n], y[:n])
+
+
+def _photo_crops(n: int, size: int) -> list[Image.Image]:
+    from sklearn.datasets import load_sample_image
+
+    photos = [load_sample_image(name) for name in ("china.jpg", "flower.jpg")]
+    rng = np.random.default_rng(0)
+    out = []
+    for i in range(n):
+        photo = photos[i % 2]
+        y = int(rng.integers(0, photo.shape[0] - 4 * size))
+        x = int(rng.integers(0, photo.shape[1] - 4 * size))
+        crop = Image.fromarray(photo[y:y + 4 * size, x:x + 4 * size]).resize((size, size), Image.Resampling.BOX)
+        out.append(crop)
+    return out
+
+
+@pytest.fixture(scope="session")
+def real_images() -> list[Image.Image]:
+    """24 natural 32x32 RGB images: CIFAR-10 test images when ../shared is present, else photo crops."""
+    if CIFAR10_TEST.is_file():
+        x, _ = cifar10_test_arrays(24)
+        return [Image.fromarray(a) for a in x]
+    return _photo_crops(24, 32)
+
+
+@pytest.fixture(scope="session")
+def photo() -> Image.Image:
+    """A real 427x640 photograph (scikit-learn's china.jpg)."""
+    from timm_dynmix.preview import load_sample_image
+
+    return load_sample_image("china.jpg")
