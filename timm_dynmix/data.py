@@ -1,0 +1,301 @@
+"""The split data path: clean + DynMix views of one base crop, a split-major collate, and ``create_transform``.
+
+Training with the JSD consistency loss needs, for every image, the clean view and ``num_mixes`` augmented
+views of the *same* random crop/flip, as timm's ``AugMixDataset`` builds them. Here:
+
+* :class:`DynMixViews` maps one PIL image to ``(clean, mix_1, ..., mix_N)`` tensors;
+* :class:`DynMixDataset` wraps a map-style dataset and derives every random draw from
+  ``(seed, epoch, index, view)``, so that workers, ranks and resumed runs are reproducible;
+* :func:`collate_splits` stacks a batch split-major (all clean, then all mix_1, ...), the layout that
+  ``torch.split(x, batch_size)``, :class:`timm_dynmix.JsdLoss` and timm's ``JsdCrossEntropy`` expect;
+* :func:`create_transform` builds CIFAR-style (pad-crop + flip) or ImageNet-style (random resized crop + flip)
+  pipelines with DynMix, timm's augmentations or none, mirroring timm's ``create_transform`` arguments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from timm.data.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from timm.data.transforms import MaybePILToTensor, MaybeToTensor, RandomResizedCropAndInterpolation, str_to_pil_interp
+from torchvision import transforms
+
+from timm_dynmix.config import CONFIG_PREFIX, DynMixConfig, parse_config
+from timm_dynmix.rng import derive_seed, seed_from_torch, seeded
+from timm_dynmix.transforms import DynamicMixup
+
+__all__ = ["DynMixViews", "DynMixDataset", "collate_splits", "create_transform", "is_dynmix", "SMALL_IMAGE_MAX"]
+
+SMALL_IMAGE_MAX = 64  # up to this size (CIFAR, SVHN, digits), training crops are pad-and-crop, not resized crops
+
+
+def is_dynmix(aug: object) -> bool:
+    """Whether ``aug`` names a DynMix augmentation (a ``dynmix...`` string or a DynMixConfig)."""
+    return isinstance(aug, DynMixConfig) or (isinstance(aug, str) and aug.split("-")[0] == CONFIG_PREFIX)
+
+
+class DynMixViews:
+    """Map one image to its clean view and ``num_mixes`` DynMix views of the same base crop.
+
+    Args:
+        base: The shared random crop/flip (PIL -> PIL); runs once per image.
+        dynmix: The DynMix transform (or its config); its ``num_mixes`` is the number of views unless given.
+        final: Turns the clean PIL image into a tensor (e.g. ToTensor + Normalize, or uint8 PILToTensor).
+        normalize: Applied to the float [0, 1] DynMix views (``dynmix`` is run with tensor output, so views are
+            not rounded to uint8). None when ``final`` does not normalize; for uint8 output, see ``uint8``.
+        num_mixes: Number of mixed views (defaults to the config's ``n``).
+        uint8: Return uint8 tensors for every view (for augmentation on the device, or timm's prefetcher).
+    """
+
+    def __init__(self, base: Callable, dynmix: DynamicMixup | DynMixConfig | str, final: Callable,
+                 normalize: Callable | None = None, num_mixes: int | None = None, uint8: bool = False):
+        cfg = dynmix.config if isinstance(dynmix, DynamicMixup) else parse_config(dynmix)
+        self.base = base
+        self.dynmix = DynamicMixup(cfg, output="pil" if uint8 else "tensor")
+        self.final = final
+        self.normalize = normalize
+        self.uint8 = uint8
+        self.num_mixes = cfg.num_mixes if num_mixes is None else int(num_mixes)
+        if self.num_mixes < 1:
+            raise ValueError(f"num_mixes must be >= 1, got {num_mixes}")
+
+    @property
+    def num_splits(self) -> int:
+        return self.num_mixes + 1
+
+    def views(self, img: Image.Image, seeds: Sequence[int]) -> tuple[torch.Tensor, ...]:
+        """The ``1 + num_mixes`` views of ``img``; ``seeds[0]`` drives the base crop, ``seeds[k]`` view k."""
+        if len(seeds) != self.num_splits:
+            raise ValueError(f"views needs {self.num_splits} seeds (1 + num_mixes), got {len(seeds)}")
+        with seeded(seeds[0]):
+            img = self.base(img)
+        out = [self.final(img)]
+        for k in range(1, self.num_splits):
+            view = self.dynmix(img, rng=np.random.default_rng(seeds[k]))
+            if self.uint8:
+                out.append(self.final(view))
+            else:
+                out.append(self.normalize(view) if self.normalize is not None else view)
+        return tuple(out)
+
+    def __call__(self, img: Image.Image) -> tuple[torch.Tensor, ...]:
+        """The views of ``img`` with seeds drawn from torch's global RNG (per DataLoader worker)."""
+        return self.views(img, [seed_from_torch() for _ in range(self.num_splits)])
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(base={self.base}, dynmix={self.dynmix!r}, final={self.final}, "
+                f"num_mixes={self.num_mixes})")
+
+
+class DynMixDataset(torch.utils.data.Dataset):
+    """A map-style dataset wrapper returning ``((clean, mix_1, ..., mix_N), label)`` with reproducible draws.
+
+    Every random draw for sample ``index`` comes from ``derive_seed(seed, epoch, index, view, split)``: the base
+    crop/flip from view 0, the DynMix view k from view k. The same index, epoch and seed give the same views in
+    any worker or process; call :meth:`set_epoch` at the start of every epoch.
+
+    Args:
+        dataset: A map-style dataset whose items are ``(image, label)`` tuples or dicts (see ``image_key``).
+        transform: A :class:`DynMixViews`; or timm's 3-stage ``(primary, secondary, final)`` tuple (as from
+            ``create_transform(..., separate=True)``, e.g. for the AugMix baseline) with ``num_splits``; or any
+            single transform (then items are ``(view, label)``, still seeded per sample).
+        num_splits: Views per image for a 3-stage tuple (clean + ``num_splits - 1`` augmented); ignored otherwise.
+        seed: The run's seed.
+        split: A name mixed into the seeds, so that e.g. train and eval draws differ.
+        image_key: Key of the image in dict items.
+        label_key: Key of the label in dict items.
+    """
+
+    def __init__(self, dataset: Any, transform: DynMixViews | Sequence[Callable] | Callable, num_splits: int = 3,
+                 seed: int = 0, split: str = "train", image_key: str = "image", label_key: str = "label"):
+        self.dataset = dataset
+        self.transform = transform
+        if isinstance(transform, DynMixViews):
+            self.num_splits = transform.num_splits
+        elif isinstance(transform, (tuple, list)):
+            if len(transform) != 3:
+                raise ValueError(f"a staged transform must be a (primary, secondary, final) tuple, "
+                                 f"got {len(transform)} stages")
+            if num_splits < 2:
+                raise ValueError(f"num_splits must be >= 2 for a staged transform, got {num_splits}")
+            self.num_splits = int(num_splits)
+        elif callable(transform):
+            self.num_splits = 1
+        else:
+            raise TypeError(f"transform must be DynMixViews, a 3-stage tuple or a callable, "
+                            f"got {type(transform).__name__}")
+        derive_seed(seed)  # validates
+        self.seed = seed
+        self.split = split
+        self.epoch = 0
+        self.image_key = image_key
+        self.label_key = label_key
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose draws ``__getitem__`` returns."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def _item(self, index: int) -> tuple[Any, Any]:
+        item = self.dataset[index]
+        if isinstance(item, dict):
+            return item[self.image_key], item[self.label_key]
+        return item[0], item[1]
+
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
+        img, label = self._item(index)
+        seeds = [derive_seed(self.seed, self.epoch, index, v, self.split) for v in range(self.num_splits)]
+        t = self.transform
+        if isinstance(t, DynMixViews):
+            return t.views(img, seeds), label
+        if isinstance(t, (tuple, list)):
+            primary, secondary, final = t
+            with seeded(seeds[0]):
+                img = primary(img)
+            views = [final(img)]
+            for s in seeds[1:]:
+                with seeded(s):
+                    views.append(final(secondary(img)))
+            return tuple(views), label
+        with seeded(seeds[0]):
+            return t(img), label
+
+
+def collate_splits(batch: Sequence[tuple[Sequence[torch.Tensor], Any]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Collate ``((view_0, ..., view_N), label)`` items split-major.
+
+    Returns ``(x, y)`` with ``x`` of shape ``((N+1)*B, C, H, W)`` ordered all view 0, then all view 1, ... and the
+    labels repeated per split (``y[:B]`` are the batch's labels), exactly as timm's ``fast_collate`` lays out
+    AugMix splits; ``torch.split(x, B)`` gives the views back.
+    """
+    if len(batch) == 0:
+        raise ValueError("cannot collate an empty batch")
+    num = len(batch[0][0])
+    if any(len(views) != num for views, _ in batch):
+        raise ValueError("every item of a batch must have the same number of views")
+    x = torch.cat([torch.stack([views[k] for views, _ in batch]) for k in range(num)])
+    y = torch.utils.data.default_collate([label for _, label in batch])
+    y = y.repeat((num,) + (1,) * (y.ndim - 1))
+    return x, y
+
+
+def _img_size(input_size: int | Sequence[int]) -> tuple[int, int]:
+    if isinstance(input_size, int):
+        return (input_size, input_size)
+    size = tuple(int(s) for s in input_size)
+    if len(size) == 3:
+        size = size[1:]
+    if len(size) != 2:
+        raise ValueError(f"input_size must be an int, (H, W) or (C, H, W), got {input_size!r}")
+    return size  # type: ignore[return-value]
+
+
+def create_transform(
+        input_size: int | Sequence[int] = 224,
+        is_training: bool = False,
+        aug: str | DynMixConfig | None = None,
+        mean: Sequence[float] = IMAGENET_DEFAULT_MEAN,
+        std: Sequence[float] = IMAGENET_DEFAULT_STD,
+        interpolation: str = "bilinear",
+        scale: tuple[float, float] | None = None,
+        ratio: tuple[float, float] | None = None,
+        hflip: float = 0.5,
+        crop_padding: int | None = None,
+        crop_pct: float | None = None,
+        num_mixes: int | None = None,
+        normalize: bool = True,
+        separate: bool = False,
+) -> Any:
+    """Build a train or eval transform, CIFAR-style for small images and ImageNet-style for large ones.
+
+    Training: images up to 64 px get a random crop with zero padding (``crop_padding``, default ``size // 8``,
+    4 for 32 px) and a horizontal flip, as in the AugMix CIFAR recipe; larger images get timm's random resized
+    crop (``scale``, ``ratio``, ``interpolation``) and a flip. Then, by ``aug``:
+
+    * ``None``/``"none"``: ToTensor + Normalize; returns one transform.
+    * ``"dynmix..."`` (or a DynMixConfig): returns a :class:`DynMixViews` (image -> ``(clean, mix_1..mix_N)``),
+      or with ``separate=True`` timm's 3-stage tuple ``(base, DynamicMixup, final)`` for ``AugMixDataset``.
+    * any timm string (``rand-...``, ``augmix-...``, ``original``, ``v0``, ...): timm's own transform, applied
+      after the crop; one transform, or the 3-stage tuple with ``separate=True`` (for AugMix + JSD splits).
+
+    Eval: 64 px and smaller are resized (a no-op at the native size) and centre cropped; larger images use
+    timm's eval transform (resize by ``crop_pct``, centre crop). ``normalize=False`` returns uint8 tensors
+    (for augmentation on the device).
+
+    Args mirror ``timm.data.create_transform`` where they exist; ``aug`` replaces its ``auto_augment``.
+    """
+    size = _img_size(input_size)
+    small = max(size) <= SMALL_IMAGE_MAX
+    if normalize:
+        norm = transforms.Normalize(mean=torch.tensor(mean), std=torch.tensor(std))
+        final = transforms.Compose([MaybeToTensor(), norm])
+    else:
+        norm = None
+        final = MaybePILToTensor()
+    if isinstance(aug, str) and aug.lower() == "none":
+        aug = None
+
+    if not is_training:
+        if aug is not None or separate:
+            raise ValueError(f"eval transforms take no augmentation; got aug={aug!r}, separate={separate}")
+        if small:
+            return transforms.Compose([transforms.Resize(size, interpolation=str_to_pil_interp(interpolation)),
+                                       transforms.CenterCrop(size), final])
+        from timm.data.transforms_factory import transforms_imagenet_eval
+        return transforms_imagenet_eval(size, interpolation=interpolation, mean=mean, std=std, crop_pct=crop_pct,
+                                        normalize=normalize, use_prefetcher=not normalize)
+
+    if small:
+        pad = size[0] // 8 if crop_padding is None else crop_padding
+        base: list[Callable] = [transforms.RandomCrop(size, padding=pad or None)]
+    else:
+        base = [RandomResizedCropAndInterpolation(size, scale=tuple(scale or (0.08, 1.0)),
+                                                  ratio=tuple(ratio or (3 / 4, 4 / 3)), interpolation=interpolation)]
+    if hflip > 0:
+        base.append(transforms.RandomHorizontalFlip(p=hflip))
+    base_t = transforms.Compose(base)
+
+    if aug is None:
+        if separate:
+            raise ValueError("separate=True needs an augmentation (aug='dynmix...' or a timm augmentation string)")
+        return transforms.Compose(base + [final])
+    if is_dynmix(aug):
+        cfg = parse_config(aug)
+        if num_mixes is not None:
+            cfg = cfg.replace(num_mixes=num_mixes)
+        if separate:
+            return base_t, DynamicMixup(cfg), final
+        return DynMixViews(base_t, cfg, final, normalize=norm, uint8=not normalize)
+    if not isinstance(aug, str):
+        raise TypeError(f"aug must be a string, a DynMixConfig or None, got {type(aug).__name__}")
+    secondary = _timm_augmentation(aug, size, mean, interpolation)
+    if separate:
+        return base_t, secondary, final
+    return transforms.Compose(base + [secondary, final])
+
+
+def _timm_augmentation(aug: str, size: tuple[int, int], mean: Sequence[float], interpolation: str) -> Callable:
+    """timm's own augmentation for a timm config string, with the hparams timm's train transforms use."""
+    from timm.data.auto_augment import augment_and_mix_transform, auto_augment_transform, rand_augment_transform
+
+    hparams: dict[str, Any] = {"translate_const": int(min(size) * 0.45),
+                               "img_mean": tuple(min(255, round(255 * x)) for x in mean)}
+    if interpolation and interpolation != "random":
+        hparams["interpolation"] = str_to_pil_interp(interpolation)
+    try:
+        if aug.startswith("rand"):
+            return rand_augment_transform(aug, hparams)
+        if aug.startswith("augmix"):
+            hparams["translate_pct"] = 0.3
+            return augment_and_mix_transform(aug, hparams)
+        return auto_augment_transform(aug, hparams)
+    except (AssertionError, KeyError, ValueError) as e:
+        raise ValueError(f"unknown augmentation {aug!r}: expected 'none', 'dynmix[-...]' or a timm auto-augment "
+                         f"string ('rand-m9-mstd0.5', 'augmix-m3-w3', 'original', 'v0', ...); "
+                         f"timm said: {e!r}") from None
