@@ -1,0 +1,107 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from timm.data import AugMixDataset, create_loader, create_transform
+from timm.data import transforms_factory as tf
+
+from timm_dynmix import DynamicMixup, collate_splits, register_timm, unregister_timm
+from timm_dynmix.timm_plugin import is_registered
+
+
+@pytest.fixture
+def hook():
+    register_timm()
+    yield
+    unregister_timm()
+
+
+class ImageListDataset(torch.utils.data.Dataset):
+    """Map-style dataset with a settable ``transform``, as timm's datasets have."""
+
+    def __init__(self, images):
+        self.images = images
+        self.transform = None
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, i):
+        img = self.images[i]
+        return (self.transform(img) if self.transform is not None else img), i
+
+
+def test_register_is_idempotent_and_reversible():
+    original = tf.auto_augment_transform
+    register_timm()
+    register_timm()
+    assert is_registered() and tf.auto_augment_transform.__wrapped__ is original
+    unregister_timm()
+    assert tf.auto_augment_transform is original and not is_registered()
+    unregister_timm()  # no-op
+
+
+def test_create_transform_builds_dynmix(hook):
+    t = create_transform(32, is_training=True, auto_augment="dynmix-m4-d1")
+    dyn = [s for s in t.transforms if isinstance(s, DynamicMixup)]
+    assert len(dyn) == 1 and dyn[0].config_str.startswith("dynmix-m4-d1")
+    # every other string falls through to timm
+    for name in ("augmix-m3-w3", "rand-m9-mstd0.5", "original"):
+        t = create_transform(32, is_training=True, auto_augment=name)
+        assert not any(isinstance(s, DynamicMixup) for s in t.transforms)
+    with pytest.raises(ValueError, match="DynMix magnitude"):
+        create_transform(32, is_training=True, auto_augment="dynmix-m99")
+
+
+def test_without_hook_timm_rejects_dynmix():
+    with pytest.raises(Exception):  # noqa: B017 - timm's own failure, whatever it is
+        create_transform(32, is_training=True, auto_augment="dynmix-m3")
+
+
+@pytest.mark.parametrize("prefetcher", [True, False])
+def test_create_loader_yields_clean_and_dynmix_splits(hook, real_images, prefetcher):
+    """timm's create_loader + AugMixDataset with num_aug_splits=3: split 0 clean, splits 1-2 DynMix views.
+
+    With no crop (scale and ratio 1) and no flip, the clean split is the image; with flip_h as the only op, both
+    DynMix views are its mirror image exactly. Checked through timm's prefetcher + fast_collate (what timm's
+    train.py uses) and through our split-major collate.
+    """
+    ds = ImageListDataset(real_images[:8])
+    ds = AugMixDataset(ds, num_splits=3)
+    loader = create_loader(ds, input_size=(3, 32, 32), batch_size=4, is_training=True, use_prefetcher=prefetcher,
+                           device=torch.device("cpu"), auto_augment="dynmix-d1-oflip_h", num_aug_splits=3,
+                           scale=(1.0, 1.0), ratio=(1.0, 1.0), hflip=0.0, color_jitter=None, mean=(0.5,) * 3,
+                           std=(0.5,) * 3, num_workers=0, interpolation="bilinear",
+                           collate_fn=None if prefetcher else collate_splits)
+    assert isinstance(ds.augmentation.transforms[0], DynamicMixup)
+    x, y = next(iter(loader))
+    ids = y[:4].tolist()  # the training loader shuffles
+    assert x.shape == (12, 3, 32, 32) and y.tolist() == ids * 3
+    clean, mix1, mix2 = torch.split(x.float(), 4)
+    expected = torch.stack([torch.from_numpy(np.asarray(real_images[i], dtype=np.float32) / 255).permute(2, 0, 1)
+                            for i in ids]) * 2 - 1
+    torch.testing.assert_close(clean, expected, atol=1e-5, rtol=0)
+    torch.testing.assert_close(mix1, clean.flip(-1), atol=1e-5, rtol=0)
+    torch.testing.assert_close(mix2, clean.flip(-1), atol=1e-5, rtol=0)
+
+
+def test_create_loader_with_real_dynmix_views_differ(hook, real_images):
+    ds = AugMixDataset(ImageListDataset(real_images[:8]), num_splits=3)
+    loader = create_loader(ds, input_size=(3, 32, 32), batch_size=8, is_training=True, use_prefetcher=False,
+                           auto_augment="dynmix-m3", num_aug_splits=3, num_workers=0, collate_fn=collate_splits)
+    clean, mix1, mix2 = torch.split(next(iter(loader))[0], 8)
+    assert not torch.equal(mix1, mix2) and not torch.equal(clean, mix1)
+
+
+def test_moved_internals_give_a_clear_error(monkeypatch):
+    import timm
+
+    monkeypatch.delattr(tf, "auto_augment_transform")
+    with pytest.raises(RuntimeError, match=f"timm {timm.__version__} moved the auto-augment dispatch"):
+        register_timm()
+
+
+def test_pil_in_pil_out_inside_timm(hook):
+    t = create_transform(32, is_training=True, auto_augment="dynmix", separate=True)
+    img = Image.new("RGB", (32, 32), (120, 30, 200))
+    assert isinstance(t[1](img), Image.Image)
