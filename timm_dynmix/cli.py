@@ -1,0 +1,57 @@
+"""The ``timm-dynmix`` command line.
+
+Each subcommand lives in its own module, which defines ``add_arguments(parser)`` and ``run(args) -> int``; only
+the module of the command being run is imported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+from timm_dynmix import __version__
+
+# name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "preview": ("timm_dynmix.preview", "render a grid of DynMix views of an image, to check a config"),
+}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The top-level parser; the arguments of ``command`` (if given) are added from its module."""
+    parser = argparse.ArgumentParser(prog="timm-dynmix",
+                                     description="Dynamic Mixup (DynMix) for timm and Hugging Face.")
+    parser.add_argument("--version", action="version", version=f"timm-dynmix {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == command:
+            mod = importlib.import_module(module)
+            mod.add_arguments(p)
+            p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``timm-dynmix`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(command if command in COMMANDS else None)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as e:
+        if os.environ.get("TIMM_DYNMIX_DEBUG"):
+            raise
+        print(f"timm-dynmix {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
