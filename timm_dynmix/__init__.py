@@ -7,6 +7,7 @@ Public API::
 
 __version__ = "0.1.0"
 
+from timm_dynmix import models  # registers the CIFAR architectures (wrn40_2, ...) in timm's registry
 from timm_dynmix.config import DynMixConfig, format_config, parse_config
 from timm_dynmix.data import DynMixDataset, DynMixViews, collate_splits, create_transform, is_dynmix
 from timm_dynmix.loss import JsdLoss, js_divergence
@@ -24,4 +25,5 @@ __all__ = [
     "JsdLoss", "js_divergence",
     "register_timm", "unregister_timm",
     "derive_seed", "sample_rng", "seeded",
+    "models",
 ]
