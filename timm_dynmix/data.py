@@ -150,10 +150,14 @@ class DynMixDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> tuple[Any, Any]:
         img, label = self._item(index)
+        return self.transform_sample(img, index), label
+
+    def transform_sample(self, img: Any, index: int) -> Any:
+        """The view(s) of sample ``index`` (image ``img``) in the current epoch; also used for streamed samples."""
         seeds = [derive_seed(self.seed, self.epoch, index, v, self.split) for v in range(self.num_splits)]
         t = self.transform
         if isinstance(t, DynMixViews):
-            return t.views(img, seeds), label
+            return t.views(img, seeds)
         if isinstance(t, (tuple, list)):
             primary, secondary, final = t
             with seeded(seeds[0]):
@@ -162,9 +166,9 @@ class DynMixDataset(torch.utils.data.Dataset):
             for s in seeds[1:]:
                 with seeded(s):
                     views.append(final(secondary(img)))
-            return tuple(views), label
+            return tuple(views)
         with seeded(seeds[0]):
-            return t(img), label
+            return t(img)
 
 
 def collate_splits(batch: Sequence[tuple[Sequence[torch.Tensor], Any]]) -> tuple[torch.Tensor, torch.Tensor]:
