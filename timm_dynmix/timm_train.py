@@ -30,7 +30,6 @@ import os
 import re
 import runpy
 import sys
-import traceback
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -111,14 +110,14 @@ def _scan(argv: Sequence[str]) -> _Scan:
     while i < n:
         tok = str(argv[i])
         if tok == "--":  # everything after is positional
-            out.kept.extend(argv[i:])
+            out.kept.extend(str(a) for a in argv[i:])
             break
         name, eq, inline = tok.partition("=") if tok.startswith("--") else (tok, "", "")
         if tok == "-c" or (tok.startswith("-c") and not tok.startswith("--")) or (
                 name.startswith("--") and len(name) >= 3 and _CONFIG.startswith(name)):
-            # -c FILE, -cFILE, --config FILE, --config=FILE and the abbreviations argparse accepts (--conf ...)
+            # -c FILE, -cFILE, -c=FILE, --config FILE, --config=FILE and the abbreviations argparse accepts
             if tok.startswith("-c") and tok != "-c":
-                value, step = tok[2:], 1
+                value, step = tok[3:] if tok.startswith("-c=") else tok[2:], 1
             elif eq:
                 value, step = inline, 1
             else:
@@ -126,7 +125,7 @@ def _scan(argv: Sequence[str]) -> _Scan:
                     raise ValueError(f"{tok} needs a YAML file")
                 value, step = str(argv[i + 1]), 2
             out.config = value
-            out.kept.extend(argv[i:i + step])
+            out.kept.extend(str(a) for a in argv[i:i + step])
             i += step
             continue
         if not name.startswith("--") or name not in known:
@@ -157,14 +156,14 @@ def _scan(argv: Sequence[str]) -> _Scan:
                 example = " (e.g. --aug dynmix or --aug dynmix-m3-n2)" if name == "--aug" else ""
                 raise ValueError(f"{name} needs a value{example}")
             value, step = str(argv[i + 1]), 2
-        if value == "" and name != "--cutmix-minmax":
+        if value == "":
             raise ValueError(f"{name} needs a value, got an empty one")
         out.values[dest] = value
         if name in _OWN_FLAGS:
             if dest == "aug":
                 out.aug_at = len(out.kept)
         else:
-            out.kept.extend(argv[i:i + step])
+            out.kept.extend(str(a) for a in argv[i:i + step])
         i += step
     return out
 
@@ -253,6 +252,7 @@ def rewrite_args(argv: Sequence[str]) -> TimmTrainArgs:
             different ``--aug-splits``, Mixup/CutMix with splits, ``--jsd-weight`` without the JSD loss), a bad
             value, or an abbreviated flag the launcher needs to read.
         FileNotFoundError: when the YAML file of ``-c`` does not exist.
+        TypeError: when ``argv`` is a string or not a sequence.
     """
     if isinstance(argv, (str, bytes)) or not isinstance(argv, Sequence):
         raise TypeError(f"argv must be a sequence of strings, got {type(argv).__name__}")
@@ -460,7 +460,8 @@ def _announce(path: Path, args: TimmTrainArgs) -> None:
         lines.append(f"--aug {args.config} -> {' '.join(args.added)}")
     elif args.config is not None:
         lines.append(f"DynMix config {args.config}")
-    weight = f"weight {args.jsd_weight:g} from --jsd-weight" if args.jsd_weight is not None else "weight = alpha"
+    weight = (f"weight {args.jsd_weight:g} from --jsd-weight" if args.jsd_weight is not None
+              else "weight: the script's alpha, timm's default 12")
     lines.append(f"timm.loss.JsdCrossEntropy -> timm_dynmix JsdLoss ({weight}); running {path}")
     lines += [f"note: {n}" for n in args.notes]
     for line in lines:
@@ -527,7 +528,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         _execute(path, plan)
     except Exception:
-        traceback.print_exc()
+        sys.excepthook(*sys.exc_info())  # as Python reports an uncaught exception (torch.distributed prefixes ranks)
         return 1
     return 0
 
