@@ -10,7 +10,7 @@ __version__ = "0.1.0"
 from timm_dynmix import models  # registers the CIFAR architectures (wrn40_2, ...) in timm's registry
 from timm_dynmix.config import DynMixConfig, format_config, parse_config
 from timm_dynmix.data import DynMixDataset, DynMixViews, collate_splits, create_transform, is_dynmix
-from timm_dynmix.loss import JsdLoss, js_divergence
+from timm_dynmix.loss import JsdLoss, TimmJsdCrossEntropy, js_divergence
 from timm_dynmix.ops import OP_SETS, OPS, Op, get_op, resolve_ops
 from timm_dynmix.rng import derive_seed, sample_rng, seeded
 from timm_dynmix.timm_plugin import register_timm, unregister_timm
@@ -22,8 +22,21 @@ __all__ = [
     "DynamicMixup", "MixParams", "mix",
     "Op", "OPS", "OP_SETS", "get_op", "resolve_ops",
     "DynMixViews", "DynMixDataset", "collate_splits", "create_transform", "is_dynmix",
-    "JsdLoss", "js_divergence",
+    "JsdLoss", "TimmJsdCrossEntropy", "js_divergence",
     "register_timm", "unregister_timm",
     "derive_seed", "sample_rng", "seeded",
     "models",
+    "launch_timm_train", "rewrite_timm_train_args",
 ]
+
+# the timm train.py launcher is imported on first use, so that `python -m timm_dynmix.timm_train` (what torchrun -m
+# runs) does not find the module already imported by the package
+_LAZY = {"launch_timm_train": "launch", "rewrite_timm_train_args": "rewrite_args"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        from timm_dynmix import timm_train
+
+        return getattr(timm_train, _LAZY[name])
+    raise AttributeError(f"module 'timm_dynmix' has no attribute {name!r}")

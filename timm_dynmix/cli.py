@@ -17,6 +17,7 @@ from timm_dynmix import __version__
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "preview": ("timm_dynmix.preview", "render a grid of DynMix views of an image, to check a config"),
+    "timm-train": ("timm_dynmix.timm_train", "run timm's train.py (or a copy) with --aug dynmix and our JSD loss"),
 }
 
 

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["JsdLoss", "js_divergence"]
+__all__ = ["JsdLoss", "TimmJsdCrossEntropy", "js_divergence"]
 
 
 def js_divergence(logits: torch.Tensor | list[torch.Tensor] | tuple[torch.Tensor, ...]) -> torch.Tensor:
@@ -92,3 +92,17 @@ class JsdLoss(nn.Module):
         logits = output.reshape(self.num_splits, split, output.shape[1])
         loss = self.base_loss(logits[0].float(), target[:split])
         return loss + self.weight * js_divergence(logits)
+
+
+class TimmJsdCrossEntropy(JsdLoss):
+    """:class:`JsdLoss` with the signature of ``timm.loss.JsdCrossEntropy``, as a drop-in replacement.
+
+    ``TimmJsdCrossEntropy(num_splits=3, alpha=12, smoothing=0.1)`` takes timm's arguments and defaults
+    (``alpha`` is the weight of the consistency term, ``smoothing`` the label smoothing of the clean-split cross
+    entropy, ``None`` meaning none) and computes the same loss as timm's class, but in log space: finite where
+    timm's clamp-then-log gives NaN gradients. ``timm-dynmix timm-train`` puts it in place of timm's class;
+    a copy of timm's train.py can import it under timm's name instead.
+    """
+
+    def __init__(self, num_splits: int = 3, alpha: float = 12, smoothing: float | None = 0.1):
+        super().__init__(num_splits=num_splits, weight=alpha, smoothing=0.0 if smoothing is None else smoothing)

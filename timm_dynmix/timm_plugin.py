@@ -22,9 +22,10 @@ from typing import Any
 from timm_dynmix.data import is_dynmix
 from timm_dynmix.transforms import DynamicMixup
 
-__all__ = ["register_timm", "unregister_timm", "is_registered", "TIMM_KNOWN_GOOD"]
+__all__ = ["register_timm", "unregister_timm", "is_registered", "TIMM_KNOWN_GOOD", "TIMM_TESTED"]
 
-TIMM_KNOWN_GOOD = "1.0.16 to 1.0.31"
+TIMM_TESTED = ("1.0.16", "1.0.31")  # oldest and newest timm versions known to work
+TIMM_KNOWN_GOOD = f"{TIMM_TESTED[0]} to {TIMM_TESTED[1]}"
 _HOOK_ATTR = "_timm_dynmix_hook"
 
 
