@@ -4,11 +4,16 @@ import time
 import datasets
 import numpy as np
 import pytest
+from conftest import CIFAR10_DIR, cifar10_test_arrays
 from PIL import Image
 
-from conftest import CIFAR10_DIR, cifar10_test_arrays
-from timm_dynmix.image_data import (DatasetLoadError, DecodedImageDataset, DecodedIterableDataset, decode_image,
-                                    load_image_data)
+from timm_dynmix.image_data import (
+    DatasetLoadError,
+    DecodedImageDataset,
+    DecodedIterableDataset,
+    decode_image,
+    load_image_data,
+)
 
 
 def make_image_folder(root, n_per_class=6, classes=("cat", "dog", "eel"), corrupt=0, size=32):
@@ -105,7 +110,7 @@ def test_corrupt_image_gets_the_fallback(tmp_path, caplog):
 def test_bad_names_fail_fast():
     with pytest.raises(DatasetLoadError, match="unknown dataset 'cifar11'"):
         load_image_data("cifar11")
-    with pytest.raises(DatasetLoadError, match="no dataset at ./nowhere"):
+    with pytest.raises(DatasetLoadError, match=r"no dataset at \./nowhere"):
         load_image_data("./nowhere")
     start = time.time()
     with pytest.raises(DatasetLoadError, match="--data-dir"):

@@ -9,12 +9,18 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
-
 from conftest import CIFAR10_DIR, ROOT
+from safetensors.torch import load_file
 from test_image_data import make_image_folder
-from timm_dynmix.train import (EpochShardSampler, TrainConfig, config_from_args, find_latest_checkpoint, load_recipe,
-                               train)
+
+from timm_dynmix.train import (
+    EpochShardSampler,
+    TrainConfig,
+    config_from_args,
+    find_latest_checkpoint,
+    load_recipe,
+    train,
+)
 
 TRAIN_PY = ROOT / "examples" / "train.py"
 TINY = {"max_train_samples": 64, "max_eval_samples": 32, "batch_size": 16, "epochs": 1, "num_workers": 0}
@@ -33,7 +39,7 @@ def test_sampler_shards_are_disjoint_deterministic_and_resumable():
         s.set_epoch(2)
     lists = [list(s) for s in shards]
     assert all(len(x) == 30 for x in lists)  # 103 // 15 = 6 batches of 5 per rank
-    flat = sum(lists, [])
+    flat = [i for shard in lists for i in shard]
     assert len(set(flat)) == 90
     assert lists[0] == EpochShardSampler(103, 5, seed=1, rank=0, world_size=3).indices(2)
     assert lists[0] != shards[0].indices(3)  # epochs differ
