@@ -3,12 +3,15 @@
 Public API::
 
     from timm_dynmix import DynamicMixup, DynMixConfig, JsdLoss, create_transform, DynMixDataset, collate_splits
+    from timm_dynmix import create_model, save_pretrained, push_to_hub   # Hugging Face Hub
 """
 
 __version__ = "0.1.0"
 
+from timm_dynmix.card import EvalReport, load_eval_report, render_card, write_card
 from timm_dynmix.config import DynMixConfig, format_config, parse_config
 from timm_dynmix.data import DynMixDataset, DynMixViews, collate_splits, create_transform, is_dynmix
+from timm_dynmix.hub import HubError, create_model, push_to_hub, save_pretrained
 from timm_dynmix.loss import JsdLoss, js_divergence
 from timm_dynmix.ops import OP_SETS, OPS, Op, get_op, resolve_ops
 from timm_dynmix.rng import derive_seed, sample_rng, seeded
@@ -24,4 +27,6 @@ __all__ = [
     "JsdLoss", "js_divergence",
     "register_timm", "unregister_timm",
     "derive_seed", "sample_rng", "seeded",
+    "create_model", "save_pretrained", "push_to_hub", "HubError",
+    "EvalReport", "load_eval_report", "render_card", "write_card",
 ]
