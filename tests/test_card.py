@@ -109,8 +109,9 @@ def test_full_card(tmp_path):
     assert "dynmix-m5-d2-p0.5-a1-wlinear-b0-n2-ocifar" in text and "Weight mode **`linear`**" in text
     assert "linear-only ablation" in text
     for row in ("| Epochs | 100 |", "| Batch size | 128 |", "| Processes | 2 |", "| Mixed precision | bf16 |",
-                "| Learning rate | 0.1 |", "| Weight decay | 0.0005 |", "| Seed | 3 |", "| Training time | 2 h 03 min |",
-                "| JSD consistency loss | on, weight 12, 3 views |", "| Clean top-1 accuracy (%) | 94.25 |"):
+                "| Learning rate | 0.1 |", "| Weight decay | 0.0005 |", "| Seed | 3 |",
+                "| Training time | 2 h 03 min |", "| JSD consistency loss | on, weight 12, 3 views |",
+                "| Clean top-1 accuracy (%) | 94.25 |"):
         assert row in text, row
     assert "Provenance: CIFAR-10 rebuilt from a JPEG copy" in text
     assert "[uoft-cs/cifar10](https://huggingface.co/datasets/uoft-cs/cifar10)" in text
@@ -183,13 +184,13 @@ def test_card_errors(tmp_path):
         render_card({"num_classes": 3})
     with pytest.raises(TypeError, match=r"results\['metrics'\] must be a dict"):
         render_card(CONFIG, results={"metrics": [1]})
-    with pytest.raises(FileNotFoundError, match="template .* does not exist"):
+    with pytest.raises(FileNotFoundError, match=r"template .* does not exist"):
         render_card(CONFIG, template=tmp_path / "nope.j2")
     bad = tmp_path / "bad.md.j2"
     bad.write_text("---\n{{ card_data }}\n---\n{{ no_such_variable }}\n")
     with pytest.raises(Exception, match="no_such_variable"):  # StrictUndefined: typos fail loudly
         render_card(CONFIG, template=bad)
-    with pytest.raises(FileNotFoundError, match="no config.json in"):
+    with pytest.raises(FileNotFoundError, match=r"no config\.json in"):
         write_card(tmp_path)
     with pytest.raises(ValueError, match="must declare library_name 'timm'"):
         validate_card("---\nlibrary_name: transformers\nlicense: mit\n---\nhi\n")

@@ -114,7 +114,8 @@ def test_folder_loads_with_timm_identically(trained, saved):
     model = timm.create_model(f"local-dir:{saved}", pretrained=True).eval()
     with torch.no_grad():
         assert torch.equal(model(probe), ref)  # the classifier was loaded, not re-initialized
-    assert tuple(model.pretrained_cfg["input_size"]) == (3, 32, 32) and tuple(model.pretrained_cfg["std"]) == (0.25,) * 3
+    assert tuple(model.pretrained_cfg["input_size"]) == (3, 32, 32)
+    assert tuple(model.pretrained_cfg["std"]) == (0.25,) * 3
     assert list(model.pretrained_cfg["label_names"]) == LABELS
 
 
@@ -130,12 +131,22 @@ def test_folder_loads_with_transformers_identically(trained, saved):
     assert proc.data_config["input_size"] == (3, 32, 32) and proc.data_config["mean"] == (0.5, 0.5, 0.5)
 
 
+def test_resave_of_a_loaded_model_keeps_its_config(saved):
+    loaded = timm.create_model(f"local-dir:{saved}", pretrained=True)
+    first = json.loads((saved / "config.json").read_text())
+    again = hub_config(loaded, label_names=LABELS)
+    assert again["pretrained_cfg"].pop("description") != first["pretrained_cfg"].pop("description")  # no results
+    first["pretrained_cfg"].pop("paper_name")
+    assert again == first  # the tag is ours (timm does not know it), the input settings are the saved ones
+
+
 def test_defaults_of_the_architecture_do_not_leak(tmp_path):
     model = timm.create_model("resnet10t", num_classes=4, pretrained_cfg_overlay=dict(input_size=(3, 64, 64)))
     cfg = hub_config(model)
     pc = cfg["pretrained_cfg"]
     assert "test_input_size" not in pc and "test_crop_pct" not in pc  # timm's ImageNet test-time sizes
-    assert "origin_url" not in pc and "tag" not in pc and pc["license"] == "apache-2.0" and pc["input_size"] == [3, 64, 64]
+    assert "origin_url" not in pc and "tag" not in pc and pc["license"] == "apache-2.0"
+    assert pc["input_size"] == [3, 64, 64]
     cfg = hub_config(model, data_config={"test_input_size": (3, 72, 72), "mean": (0.1, 0.2, 0.3)}, tag="mine",
                      license="mit")
     pc = cfg["pretrained_cfg"]
@@ -191,9 +202,9 @@ def test_save_errors(trained, tmp_path):
         save_pretrained(model, tmp_path / "a", label_names="abc")
     with pytest.raises(TypeError, match="expected a timm model"):
         save_pretrained(torch.nn.Linear(2, 2), tmp_path / "a")
-    with pytest.raises(ValueError, match="unknown data_config keys \\['size'\\]"):
+    with pytest.raises(ValueError, match=r"unknown data_config keys \['size'\]"):
         save_pretrained(model, tmp_path / "a", data_config={"size": 3})
-    with pytest.raises(ValueError, match="mean \\[0.5\\] has 1 values for 3 input channels"):
+    with pytest.raises(ValueError, match=r"mean \[0\.5\] has 1 values for 3 input channels"):
         save_pretrained(model, tmp_path / "a", data_config={"mean": (0.5,)})
     with pytest.raises(ValueError, match="tag must be a non-empty string without"):
         save_pretrained(model, tmp_path / "a", tag="a.b")
@@ -320,7 +331,7 @@ def test_push_refuses_before_any_request(saved, hub_client, monkeypatch, tmp_pat
         for name in ("config.json", "model.safetensors"):
             (broken / name).write_bytes((saved / name).read_bytes())
         (broken / "README.md").write_text("---\nlibrary_name: [oops\n---\n")
-        with pytest.raises(HubError, match="the model card .* is invalid .*timm-dynmix card"):
+        with pytest.raises(HubError, match=r"the model card .* is invalid .*timm-dynmix card"):
             push_to_hub(broken, "org/tiny")
         monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
         with pytest.raises(HubError, match=r"offline mode is on \(HF_HUB_OFFLINE=1\); unset it to push"):

@@ -465,7 +465,7 @@ def render_card(config: Mapping[str, Any], *, results: Mapping[str, Any] | None 
 
 
 def validate_card(card) -> Any:
-    """Parse a card back (a ``ModelCard``, its text, or a README.md path) and check its metadata.
+    """Parse a card back (a ``ModelCard``, its text as a ``str``, or a README.md ``Path``) and check its metadata.
 
     Checks that the front matter parses with ``ModelCard.load``, declares ``library_name: timm``, a license and our
     tags, and that its ``model-index`` converts back to eval results, each with a finite numeric value.
@@ -478,12 +478,12 @@ def validate_card(card) -> Any:
     """
     from huggingface_hub import ModelCard
 
-    if isinstance(card, ModelCard):
-        text = str(card)
-    elif isinstance(card, os.PathLike) or (isinstance(card, str) and "\n" not in card):
+    if isinstance(card, os.PathLike):
         text = Path(card).read_text(encoding="utf-8")
-    else:
+    elif isinstance(card, (ModelCard, str)):
         text = str(card)
+    else:
+        raise TypeError(f"validate_card takes a ModelCard, its text or a README.md path, got {type(card).__name__}")
     import yaml
 
     try:

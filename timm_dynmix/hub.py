@@ -198,8 +198,10 @@ def hub_config(model: Any, *, label_names: Sequence[str] | None = None, results:
     if unknown:
         raise ValueError(f"unknown data_config keys {unknown}; allowed: {', '.join(_DATA_KEYS + _TEST_KEYS)}")
 
-    default = timm.models.get_pretrained_cfg(f"{arch}.{src['tag']}" if src.get("tag") else arch)
-    default = default.to_dict() if default is not None else {}
+    default = _registered_cfg(arch, src.get("tag"))
+    # a tag timm does not know is ours, from an earlier save (e.g. a model loaded with local-dir:)
+    own_tag = src.get("tag") if src.get("tag") and not default else None
+    default = default or _registered_cfg(arch, None)
     cfg: dict[str, Any] = {"architecture": arch}
     for key in _DATA_KEYS + _ARCH_KEYS:
         if src.get(key) is not None:
@@ -222,6 +224,7 @@ def hub_config(model: Any, *, label_names: Sequence[str] | None = None, results:
     if tag is None and (aug or ds):
         family = "dynmix" if aug and aug["is_dynmix"] else (_slug(aug["string"].split("-")[0]) if aug else "")
         tag = "_".join(t for t in (family, _slug(ds["name"]) if ds else "") if t) or None
+    tag = tag if tag is not None else own_tag
     if tag is not None:
         if not isinstance(tag, str) or not tag or any(c in tag for c in "./@: "):
             raise ValueError(f"tag must be a non-empty string without '.', '/', '@', ':' or spaces, got {tag!r}")
@@ -231,9 +234,8 @@ def hub_config(model: Any, *, label_names: Sequence[str] | None = None, results:
     cfg["license"] = license
     from timm_dynmix import __version__
 
-    what = aug["canonical"] if aug else "timm-dynmix"
-    cfg["description"] = f"{arch} trained with {what}" + (f" on {ds['name']}" if ds else "") + \
-        f" (timm-dynmix {__version__})"
+    cfg["description"] = (f"{arch} trained" + (f" with {aug['canonical']}" if aug else "")
+                          + (f" on {ds['name']}" if ds else "") + f", saved by timm-dynmix {__version__}")
     if aug and aug["is_dynmix"]:
         cfg["paper_name"] = DYNMIX_PAPER
     elif aug and aug["string"].startswith("augmix"):
@@ -270,6 +272,17 @@ def hub_config(model: Any, *, label_names: Sequence[str] | None = None, results:
     cfg.pop("architecture")
     config["pretrained_cfg"] = cfg
     return config
+
+
+def _registered_cfg(arch: str, tag: str | None) -> dict[str, Any]:
+    """timm's registered pretrained config of ``arch.tag`` (or of ``arch``'s default tag), {} when there is none."""
+    import timm
+
+    try:
+        cfg = timm.models.get_pretrained_cfg(f"{arch}.{tag}" if tag else arch)
+    except RuntimeError:  # a tag timm does not know
+        return {}
+    return cfg.to_dict() if cfg is not None else {}
 
 
 def _model_args(model: Any) -> dict[str, Any]:
