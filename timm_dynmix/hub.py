@@ -333,7 +333,7 @@ def save_pretrained(model: Any, folder: str | os.PathLike, *, label_names: Seque
         folder: The model folder.
         label_names: One name per class, in class-index order.
         results: The training record (``results.json`` contents) for the card, tag and description.
-        card: Write the model card.
+        card: Write the model card (``False`` leaves an existing ``README.md`` and ``plots/`` as they are).
         eval_reports: Evaluation reports for the card (``EvalReport`` or folders holding ``report.json``; see
             :mod:`timm_dynmix.card` for the schema).
         repo_id: Hub repo id for the card's usage code (``push_to_hub`` fills it in otherwise).
