@@ -3,13 +3,16 @@
 Public API::
 
     from timm_dynmix import DynamicMixup, DynMixConfig, JsdLoss, create_transform, DynMixDataset, collate_splits
+    from timm_dynmix import create_model, save_pretrained, push_to_hub   # Hugging Face Hub
 """
 
 __version__ = "0.1.0"
 
 from timm_dynmix import models  # registers the CIFAR architectures (wrn40_2, ...) in timm's registry
+from timm_dynmix.card import EvalReport, load_eval_report, render_card, write_card
 from timm_dynmix.config import DynMixConfig, format_config, parse_config
 from timm_dynmix.data import DynMixDataset, DynMixViews, collate_splits, create_transform, is_dynmix
+from timm_dynmix.hub import HubError, create_model, push_to_hub, save_pretrained
 from timm_dynmix.loss import JsdLoss, TimmJsdCrossEntropy, js_divergence
 from timm_dynmix.ops import OP_SETS, OPS, Op, get_op, resolve_ops
 from timm_dynmix.rng import derive_seed, sample_rng, seeded
@@ -27,6 +30,8 @@ __all__ = [
     "derive_seed", "sample_rng", "seeded",
     "models",
     "launch_timm_train", "rewrite_timm_train_args",
+    "create_model", "save_pretrained", "push_to_hub", "HubError",
+    "EvalReport", "load_eval_report", "render_card", "write_card",
 ]
 
 # the timm train.py launcher is imported on first use, so that `python -m timm_dynmix.timm_train` (what torchrun -m

@@ -18,6 +18,8 @@ from timm_dynmix import __version__
 COMMANDS: dict[str, tuple[str, str]] = {
     "preview": ("timm_dynmix.preview", "render a grid of DynMix views of an image, to check a config"),
     "timm-train": ("timm_dynmix.timm_train", "run timm's train.py (or a copy) with --aug dynmix and our JSD loss"),
+    "card": ("timm_dynmix.card", "(re)write the model card README.md of a saved model folder"),
+    "push": ("timm_dynmix.hub", "upload a saved model folder to the Hugging Face Hub in one commit"),
 }
 
 
