@@ -20,7 +20,7 @@ def main() -> None:
     if results["process_index"] != 0:
         return
     metrics = results["metrics"]
-    print(f"done: eval top-1 {metrics.get('eval_top1', float('nan')):.2f}% after {results['epochs']} epochs "
+    print(f"done: eval top-1 {metrics.get('clean_top1', float('nan')):.2f}% after {results['epochs']} epochs "
           f"({results['train_samples_per_s']:.0f} samples/s); outputs in {config.output_dir}")
 
 

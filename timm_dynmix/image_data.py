@@ -494,10 +494,12 @@ def load_image_data(
         if data_dir is not None:
             splits, names = _load_local(Path(data_dir), streaming)
             source = f"{name.lower()} from {Path(data_dir).name}"
+            extra["path"] = Path(data_dir).name
             provenance = _local_provenance(Path(data_dir), default=f"{repo} (local copy {Path(data_dir).name})")
         else:
             splits = _load_hub(repo, streaming)
             source, provenance = repo, f"{repo} from the Hugging Face Hub"
+            extra["repo"] = repo
         input_size = known.input_size
         if image_column is None and known.image in _first(splits).features:
             image_column = known.image
@@ -508,9 +510,11 @@ def load_image_data(
         if data_dir is not None or path.exists():
             splits, names = _load_local(path, streaming)
             source, provenance = str(path.name), _local_provenance(path, default=f"local dataset {path.name}")
+            extra["path"] = path.name
         elif _looks_like_repo(name):
             splits = _load_hub(name, streaming)
             source, provenance = name, f"{name} from the Hugging Face Hub"
+            extra["repo"] = name
         elif os.sep in name or name.startswith((".", "~")):
             raise DatasetLoadError(f"no dataset at {name}: the path does not exist")
         else:
@@ -539,7 +543,7 @@ def load_image_data(
         if isinstance(features.get(image_column), datasets.Image):
             ds = ds.cast_column(image_column, datasets.Image(decode=False))
         prepared[split] = ds
-    extra["splits"] = sorted(splits)
+    extra.update(splits=sorted(splits), train_split=train_name, eval_split=eval_name)
     return ImageData(train=prepared[train_name], eval=prepared.get(eval_name), image_column=image_column,
                      label_column=label_column, label_names=names, source=source, provenance=provenance,
                      input_size=input_size, streaming=streaming, extra=extra)

@@ -37,8 +37,10 @@ CIFAR_STD = (0.5, 0.5, 0.5)
 class _CifarNet(nn.Module):
     """timm's model interface on top of ``self.features`` (-> feature map) and ``self.fc``."""
 
-    def __init__(self, num_features: int, num_classes: int, drop_rate: float):
+    def __init__(self, num_features: int, num_classes: int, drop_rate: float, global_pool: str = "avg"):
         super().__init__()
+        if global_pool != "avg":
+            raise ValueError(f"{type(self).__name__} supports global_pool='avg' only, got {global_pool!r}")
         self.num_classes = num_classes
         self.num_features = self.head_hidden_size = num_features
         self.drop_rate = drop_rate
@@ -108,12 +110,12 @@ class WideResNet(_CifarNet):
     """WideResNet-depth-widen for 32x32 inputs (depth = 6n + 4)."""
 
     def __init__(self, depth: int = 40, widen: int = 2, num_classes: int = 10, in_chans: int = 3,
-                 drop_rate: float = 0.0, block_drop: float = 0.0):
+                 drop_rate: float = 0.0, block_drop: float = 0.0, global_pool: str = "avg"):
         if (depth - 4) % 6:
             raise ValueError(f"WideResNet depth must be 6n + 4, got {depth}")
         n = (depth - 4) // 6
         widths = [16, 16 * widen, 32 * widen, 64 * widen]
-        super().__init__(widths[3], num_classes, drop_rate)
+        super().__init__(widths[3], num_classes, drop_rate, global_pool)
         layers: list[nn.Module] = [nn.Conv2d(in_chans, widths[0], 3, 1, 1, bias=False)]
         cin = widths[0]
         for stage, cout in enumerate(widths[1:]):
@@ -143,11 +145,11 @@ class ResNeXtCifar(_CifarNet):
     """ResNeXt-depth (cardinality x base width) for 32x32 inputs: 3 stages of (depth - 2) / 9 bottlenecks."""
 
     def __init__(self, depth: int = 29, cardinality: int = 32, base_width: int = 4, num_classes: int = 10,
-                 in_chans: int = 3, drop_rate: float = 0.0):
+                 in_chans: int = 3, drop_rate: float = 0.0, global_pool: str = "avg"):
         if (depth - 2) % 9:
             raise ValueError(f"ResNeXt depth must be 9n + 2, got {depth}")
         n = (depth - 2) // 9
-        super().__init__(1024, num_classes, drop_rate)
+        super().__init__(1024, num_classes, drop_rate, global_pool)
         layers: list[nn.Module] = [nn.Conv2d(in_chans, 64, 3, 1, 1, bias=False), *_bn_relu(64)]
         cin = 64
         for stage in range(3):
@@ -175,7 +177,7 @@ class DenseNetBC(_CifarNet):
     """DenseNet-BC (bottleneck + compression 0.5) for 32x32 inputs; depth = 6n + 4."""
 
     def __init__(self, depth: int = 100, growth: int = 12, num_classes: int = 10, in_chans: int = 3,
-                 drop_rate: float = 0.0):
+                 drop_rate: float = 0.0, global_pool: str = "avg"):
         if (depth - 4) % 6:
             raise ValueError(f"DenseNet-BC depth must be 6n + 4, got {depth}")
         n = (depth - 4) // 6
@@ -189,7 +191,7 @@ class DenseNetBC(_CifarNet):
                 out = ch // 2
                 layers += [*_bn_relu(ch), nn.Conv2d(ch, out, 1, bias=False), nn.AvgPool2d(2)]
                 ch = out
-        super().__init__(ch, num_classes, drop_rate)
+        super().__init__(ch, num_classes, drop_rate, global_pool)
         self.features = nn.Sequential(*layers, *_bn_relu(ch))
         self._init_weights()
 
@@ -198,13 +200,14 @@ class DenseNetBC(_CifarNet):
 class AllConvNet(_CifarNet):
     """All-Convolutional net (96/192 channels, strided convs instead of pooling) with BatchNorm and GELU."""
 
-    def __init__(self, num_classes: int = 10, in_chans: int = 3, drop_rate: float = 0.0, width: int = 96):
+    def __init__(self, num_classes: int = 10, in_chans: int = 3, drop_rate: float = 0.0, width: int = 96,
+                 global_pool: str = "avg"):
         w1, w2 = width, 2 * width
 
         def conv(cin: int, cout: int, k: int = 3, stride: int = 1) -> list[nn.Module]:
             return [nn.Conv2d(cin, cout, k, stride, k // 2), nn.BatchNorm2d(cout), nn.GELU()]
 
-        super().__init__(w2, num_classes, drop_rate)
+        super().__init__(w2, num_classes, drop_rate, global_pool)
         self.features = nn.Sequential(
             *conv(in_chans, w1), *conv(w1, w1), *conv(w1, w1, stride=2), nn.Dropout(0.25),
             *conv(w1, w2), *conv(w2, w2), *conv(w2, w2, stride=2), nn.Dropout(0.25),
@@ -228,11 +231,12 @@ class _BasicBlock(nn.Module):
 class ResNetCifar(_CifarNet):
     """He et al.'s CIFAR ResNet-depth (depth = 6n + 2; 16/32/64 channels), 1x1 projection shortcuts."""
 
-    def __init__(self, depth: int = 20, num_classes: int = 10, in_chans: int = 3, drop_rate: float = 0.0):
+    def __init__(self, depth: int = 20, num_classes: int = 10, in_chans: int = 3, drop_rate: float = 0.0,
+                 global_pool: str = "avg"):
         if (depth - 2) % 6:
             raise ValueError(f"CIFAR ResNet depth must be 6n + 2, got {depth}")
         n = (depth - 2) // 6
-        super().__init__(64, num_classes, drop_rate)
+        super().__init__(64, num_classes, drop_rate, global_pool)
         layers: list[nn.Module] = [nn.Conv2d(in_chans, 16, 3, 1, 1, bias=False), *_bn_relu(16)]
         cin = 16
         for stage, cout in enumerate((16, 32, 64)):

@@ -150,6 +150,10 @@ class TrainConfig:
                              f"got {self.batch_size}")
         if self.mixed_precision not in (None, "no", "fp16", "bf16", "fp8"):
             raise ValueError(f"--mixed_precision must be no, fp16, bf16 or fp8, got {self.mixed_precision!r}")
+        if self.push_to_hub is not None:
+            from timm_dynmix.hub import check_repo_id
+
+            check_repo_id(self.push_to_hub)  # a typo fails now, not after training
         if self.report_to is not None and not isinstance(self.report_to, str):
             raise ValueError(f"--report-to must be a tracker name (tensorboard, wandb, ...), got {self.report_to!r}")
 
@@ -724,7 +728,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         shards_disjoint = len(set(everything)) == len(everything)
     results = {
         "model": cfg.model, "architecture": getattr(unwrapped, "pretrained_cfg", {}).get("architecture", cfg.model),
-        "dataset": {"name": cfg.dataset, "source": data.source, "provenance": data.provenance,
+        "dataset": {"name": cfg.dataset, "source": data.source, "repo": data.extra.get("repo"),
+                    "path": data.extra.get("path"), "provenance": data.provenance,
+                    "train_split": data.extra.get("train_split"), "eval_split": data.extra.get("eval_split"),
                     "num_classes": data.num_classes, "label_names": data.label_names,
                     "train_samples": len(decoded_train) if not data.streaming else None,
                     "fallback_images": int(fallbacks)},
@@ -743,9 +749,11 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     results_file = dict(results)
     results["process_index"] = rank
     if accelerator.is_main_process:
-        _save_final_model(unwrapped, pcfg, output_dir, data, results_file)
         _write_json(output_dir / "results.json", results_file)
-        logger.info("saved the model and results.json to %s", output_dir)
+        _save_final_model(unwrapped, pcfg, output_dir, data, results_file)
+        logger.info("saved the model, its card and results.json to %s", output_dir)
+        if cfg.push_to_hub:
+            results["pushed"] = _push(output_dir, cfg.push_to_hub)
     accelerator.wait_for_everyone()
     if cfg.report_to:
         accelerator.end_training()
@@ -760,13 +768,15 @@ def _state(cfg: TrainConfig, epoch: int, step_in_epoch: int, global_step: int, w
 
 
 def _stream_steps(data: ImageData, cfg: TrainConfig, world: int) -> int:
-    """Steps per epoch of a streamed split, from its declared size (datasets' split info)."""
+    """Steps per epoch of a streamed split: from its declared size (datasets' split info), else from --max-steps."""
     info = getattr(data.train, "info", None)
     splits = getattr(info, "splits", None) or {}
     split = splits.get(cfg.train_split or "train") if hasattr(splits, "get") else None
-    if split is None or not split.num_examples:
-        raise ValueError("this streamed dataset does not declare its size; give --max-steps to bound the epochs")
-    return split.num_examples // (cfg.batch_size * world)
+    if split is not None and split.num_examples:
+        return split.num_examples // (cfg.batch_size * world)
+    if cfg.max_steps:  # the schedule spans --max-steps; each epoch ends when its stream does
+        return -(-cfg.max_steps * cfg.grad_accum_steps // cfg.epochs)
+    raise ValueError("this streamed dataset does not declare its size; give --max-steps to bound the schedule")
 
 
 class _EvalStream(torch.utils.data.IterableDataset):
@@ -781,7 +791,7 @@ class _EvalStream(torch.utils.data.IterableDataset):
 
 @torch.no_grad()
 def evaluate_top1(model: nn.Module, loader: Any, accelerator: Any) -> dict[str, float]:
-    """Clean top-1 accuracy (%) and loss over ``loader``, gathered across processes without duplicates."""
+    """Clean top-1 accuracy (percent) and loss over ``loader``, gathered across processes without duplicates."""
     model.eval()
     correct = total = 0
     loss_sum = 0.0
@@ -792,7 +802,7 @@ def evaluate_top1(model: nn.Module, loader: Any, accelerator: Any) -> dict[str, 
         loss_sum += nn.functional.cross_entropy(logits.float(), y, reduction="sum").item()
         total += y.numel()
     model.train()
-    return {"eval_top1": 100.0 * correct / max(1, total), "eval_loss": loss_sum / max(1, total),
+    return {"clean_top1": 100.0 * correct / max(1, total), "clean_loss": loss_sum / max(1, total),
             "eval_samples": total}
 
 
@@ -822,8 +832,22 @@ def _save_final_model(model: nn.Module, pcfg: dict[str, Any], output_dir: Path, 
     if isinstance(model, TransformersClassifier):
         model.hf_model.save_pretrained(output_dir / "model")
         return
-    model.pretrained_cfg = {**pcfg, "architecture": pcfg.get("architecture", results["model"])}
-    from timm.models import save_for_hf
+    from timm_dynmix.hub import save_pretrained
 
-    save_for_hf(model, output_dir, model_config={"label_names": data.label_names}, safe_serialization=True)
+    model.pretrained_cfg = {**pcfg, "architecture": pcfg.get("architecture", results["model"])}
+    save_pretrained(model, output_dir, label_names=data.label_names, results=results)
+
+
+def _push(output_dir: Path, repo_id: str) -> bool:
+    """Push the saved model folder; a failure is logged, never raised: the local outputs stay as they are."""
+    from timm_dynmix.hub import HubError, push_to_hub
+
+    try:
+        url = push_to_hub(output_dir, repo_id)
+    except HubError as e:
+        logger.error("push to the Hub failed; every local file is kept in %s. %s", output_dir, e)
+        logger.error("retry with: timm-dynmix push %s %s", output_dir, repo_id)
+        return False
+    logger.info("pushed to %s", url)
+    return True
 
