@@ -8,6 +8,7 @@ Every option is a field of ``timm_dynmix.train.TrainConfig``; flags override the
 """
 
 import argparse
+import sys
 
 from timm_dynmix.train import add_arguments, config_from_args, train
 
@@ -15,8 +16,11 @@ from timm_dynmix.train import add_arguments, config_from_args, train
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
-    config = config_from_args(parser.parse_args())  # defaults <- YAML recipe <- flags, validated up front
-    results = train(config)
+    try:
+        config = config_from_args(parser.parse_args())  # defaults <- YAML recipe <- flags, validated up front
+        results = train(config)
+    except (ValueError, FileNotFoundError) as e:  # bad options or data: one clear line, no traceback
+        sys.exit(f"error: {e}")
     if results["process_index"] != 0:
         return
     metrics = results["metrics"]

@@ -41,3 +41,8 @@ def test_preview_errors(tmp_path, capsys):
 def test_no_command_prints_help(capsys):
     assert main([]) == 2
     assert "preview" in capsys.readouterr().out
+
+
+def test_train_command_refuses_bad_options(capsys):
+    assert main(["train", "--aug", "blur"]) == 2
+    assert "unknown --aug 'blur'" in capsys.readouterr().err

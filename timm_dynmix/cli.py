@@ -16,6 +16,7 @@ from timm_dynmix import __version__
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "train": ("timm_dynmix.train", "train a classifier with DynMix + JSD or a timm baseline (as examples/train.py)"),
     "preview": ("timm_dynmix.preview", "render a grid of DynMix views of an image, to check a config"),
     "timm-train": ("timm_dynmix.timm_train", "run timm's train.py (or a copy) with --aug dynmix and our JSD loss"),
     "card": ("timm_dynmix.card", "(re)write the model card README.md of a saved model folder"),

@@ -38,7 +38,7 @@ from timm_dynmix.image_data import DecodedImageDataset, DecodedIterableDataset, 
 from timm_dynmix.loss import JsdLoss
 from timm_dynmix.rng import derive_seed
 
-__all__ = ["TrainConfig", "train", "add_arguments", "config_from_args", "load_recipe", "EpochShardSampler",
+__all__ = ["TrainConfig", "train", "add_arguments", "config_from_args", "load_recipe", "run", "EpochShardSampler",
            "find_latest_checkpoint", "AUG_CHOICES"]
 
 logger = logging.getLogger(__name__)
@@ -228,6 +228,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             continue
         typ = int if kind.startswith("int") else float if kind.startswith("float") else str
         parser.add_argument(flag, dest=f.name, default=None, type=typ, help=help_text.get(f.name))
+
+
+def run(args: argparse.Namespace) -> int:
+    """``timm-dynmix train``: the same as ``examples/train.py`` (run it under ``accelerate launch`` or torchrun)."""
+    options = {k: v for k, v in vars(args).items() if not k.startswith("_") and k != "command"}
+    results = train(config_from_args(options))
+    if results["process_index"] == 0:
+        top1 = results["metrics"].get("clean_top1", float("nan"))
+        print(f"done: eval top-1 {top1:.2f}% after {results['epochs']} epochs; "
+              f"outputs in {results['config']['output_dir']}")
+    return 0
 
 
 def load_recipe(path: str | os.PathLike) -> dict[str, Any]:
