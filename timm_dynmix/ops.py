@@ -51,7 +51,8 @@ _BILINEAR = Image.Resampling.BILINEAR
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# level -> parameter (unsigned); pure arithmetic so that the batched path can use the same formulas
+# level -> parameter (unsigned); pure arithmetic (no int()/float() casts), so that the same formulas work on
+# Python floats here and elementwise on torch tensors in the batched path (timm_dynmix.batched)
 def _rotate_deg(level: float, size: tuple[int, int]) -> float:
     return MAX_ROTATE_DEG * level / 10.0
 
@@ -69,11 +70,11 @@ def _translate_y(level: float, size: tuple[int, int]) -> float:
 
 
 def _solarize_threshold(level: float, size: tuple[int, int]) -> float:
-    return float(256 - int(256 * level / 10.0))
+    return 256.0 - (256 * level / 10.0) // 1.0  # levels are positive: // 1.0 is int() truncation, as a float
 
 
 def _posterize_bits(level: float, size: tuple[int, int]) -> float:
-    return float(4 - int(4 * level / 10.0))
+    return 4.0 - (4 * level / 10.0) // 1.0
 
 
 def _downscale_factor(level: float, size: tuple[int, int]) -> float:
