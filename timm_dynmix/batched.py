@@ -219,7 +219,8 @@ def _quantized(x: torch.Tensor) -> torch.Tensor:
 def _histograms(q: torch.Tensor) -> torch.Tensor:
     """Per-(image, channel) 256-bin histograms of a uint8 batch (n, C, H, W) -> (n * C, 256) int64."""
     rows = q.shape[0] * q.shape[1]
-    flat = q.reshape(rows, -1).long() + (torch.arange(rows, device=q.device) * 256).view(rows, 1)
+    offsets = (torch.arange(rows, device=q.device, dtype=torch.int32) * 256).view(rows, 1)
+    flat = q.reshape(rows, -1).int().add_(offsets)
     return torch.bincount(flat.view(-1), minlength=rows * 256).view(rows, 256)
 
 
@@ -236,35 +237,43 @@ def _autocontrast_lut(q: torch.Tensor) -> torch.Tensor:
 
 
 def _equalize_lut(q: torch.Tensor) -> torch.Tensor:
-    """PIL's ImageOps.equalize tables for a uint8 batch: (n * C, 256) float64."""
-    rows = q.shape[0] * q.shape[1]
-    hist = _histograms(q)
+    """PIL's ImageOps.equalize tables for a uint8 batch: (n * C, 256) float64.
+
+    Integer divisions of counts below 2**31 are exact as float64 divisions followed by floor.
+    """
+    hist = _histograms(q).double()
     top = 255 - torch.argmax(hist.flip(1).gt(0).to(torch.uint8), dim=1, keepdim=True)  # largest value present
-    step = (hist.sum(1, keepdim=True) - hist.gather(1, top)) // 255
+    step = torch.floor((hist.sum(1, keepdim=True) - hist.gather(1, top)) / 255.0)
     below = torch.cumsum(hist, dim=1) - hist  # pixels strictly below each value
-    lut = ((step // 2 + below) // step.clamp(min=1)).clamp_(max=255)
-    i = torch.arange(256, device=q.device).view(1, 256).expand(rows, 256)
-    return torch.where(step > 0, lut, i).double()
+    lut = torch.floor((torch.floor(step / 2.0) + below) / step.clamp(min=1.0)).clamp_(max=255.0)
+    i = torch.arange(256, device=q.device, dtype=torch.float64).view(1, 256)
+    return torch.where(step > 0, lut, i)
 
 
 def _k_lut(x, code, p, exact):
-    """The pixel ops (solarize, posterize, autocontrast, equalize): one 256-entry table per image and channel."""
+    """The pixel ops (solarize, posterize, autocontrast, equalize): one 256-entry table per image and channel.
+
+    ``code`` comes sorted (see ``_apply_codes``): every op's images form one contiguous run.
+    """
     n, c, h, w = x.shape
     q = _quantized(x)
-    i = torch.arange(256, device=x.device, dtype=torch.float64).view(1, 1, 256)
-    lut = i.expand(n, c, 256).clone()
-    pv = p.view(n, 1, 1)
-    sol = (code == CODE["solarize"]).view(n, 1, 1)
-    lut = torch.where(sol, torch.where(i >= pv, 255.0 - i, i), lut)  # invert values >= threshold
-    post = (code == CODE["posterize"]).view(n, 1, 1)
-    keep = torch.exp2(8.0 - pv.clamp(min=1.0))
-    lut = torch.where(post, torch.floor(i / keep) * keep, lut)  # i & ~(2 ** (8 - bits) - 1)
-    for name, fn in (("autocontrast", _autocontrast_lut), ("equalize", _equalize_lut)):
-        idx = (code == CODE[name]).nonzero().view(-1)
-        if idx.numel():
-            lut.index_copy_(0, idx, fn(q.index_select(0, idx)).view(-1, c, 256))
-    lut = lut.to(torch.uint8).view(n * c, 256)
-    out = lut.gather(1, q.reshape(n * c, h * w).long()).view(n, c, h, w)
+    kinds, counts = torch.unique_consecutive(code, return_counts=True)
+    i = torch.arange(256, device=x.device, dtype=torch.float32).view(1, 1, 256)
+    tables, start = [], 0
+    for kind, count in zip(kinds.tolist(), counts.tolist()):
+        sl = slice(start, start + count)
+        start += count
+        if kind == CODE["solarize"]:  # invert values >= threshold
+            t = p[sl].float().view(-1, 1, 1)
+            tables.append(torch.where(i >= t, 255.0 - i, i).expand(count, c, 256))
+        elif kind == CODE["posterize"]:  # i & ~(2 ** (8 - bits) - 1)
+            keep = torch.exp2(8.0 - p[sl].float().clamp(min=1.0)).view(-1, 1, 1)
+            tables.append((torch.floor(i / keep) * keep).expand(count, c, 256))
+        else:
+            fn = _autocontrast_lut if kind == CODE["autocontrast"] else _equalize_lut
+            tables.append(fn(q[sl]).float().view(count, c, 256))
+    lut = tables[0] if len(tables) == 1 else torch.cat(tables)
+    out = lut.to(torch.uint8).view(n * c, 256).gather(1, q.reshape(n * c, h * w).long()).view(n, c, h, w)
     return out if exact else out.float()
 
 
@@ -356,15 +365,15 @@ assert sorted(n for _, ops in _KERNEL_LIST for n in ops) == sorted(_OP_NAMES)  #
 def _apply_codes(x: torch.Tensor, code: torch.Tensor, param: torch.Tensor, exact: bool) -> torch.Tensor:
     """Apply op ``code[i]`` (an index into ``OPS``, or -1 for none) with ``param[i]`` to every ``x[i]``.
 
-    The slots are sorted by kernel, so that every kernel runs once, on a contiguous slice; the results are put
-    back in the original order with one gather.
+    The slots are sorted by kernel (then by op), so that every kernel runs once, on a contiguous slice, and sees
+    each of its ops as a contiguous run; the results are put back in the original order with one gather.
     """
     idle = len(_KERNEL_LIST)
     kid = torch.where(code >= 0, _KERNEL_OF_CODE.to(code.device)[code.clamp(min=0)], idle)
     counts = torch.bincount(kid, minlength=idle + 1).tolist()  # the one host sync of a step
     if counts[idle] == x.shape[0]:
         return x
-    order = torch.argsort(kid, stable=True)
+    order = torch.argsort(kid * len(_OP_NAMES) + code.clamp(min=0), stable=True)
     xs, cs, ps = x.index_select(0, order), code[order], param[order]
     outs, start = [], 0
     for (kernel, _), count in zip(_KERNEL_LIST + ((None, ()),), counts):
