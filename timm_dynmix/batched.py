@@ -232,7 +232,7 @@ def _autocontrast_lut(q: torch.Tensor) -> torch.Tensor:
     i = torch.arange(256, device=q.device, dtype=torch.float64).view(1, 256)
     scale = torch.full_like(lo, 255.0) / (hi - lo).clamp(min=1.0)  # tensor / tensor: a true division like Python's
     offset = -lo * scale
-    lut = torch.trunc(i * scale + offset).clamp_(0.0, 255.0)  # int(ix * scale + offset), clipped
+    lut = torch.floor(i * scale + offset).clamp_(0.0, 255.0)  # int(ix * scale + offset), clipped (same after clip)
     return torch.where(hi > lo, lut, i)
 
 
@@ -242,7 +242,7 @@ def _equalize_lut(q: torch.Tensor) -> torch.Tensor:
     Integer divisions of counts below 2**31 are exact as float64 divisions followed by floor.
     """
     hist = _histograms(q).double()
-    top = 255 - torch.argmax(hist.flip(1).gt(0).to(torch.uint8), dim=1, keepdim=True)  # largest value present
+    top = q.reshape(hist.shape[0], -1).amax(dim=1, keepdim=True).long()  # the largest value present
     step = torch.floor((hist.sum(1, keepdim=True) - hist.gather(1, top)) / 255.0)
     below = torch.cumsum(hist, dim=1) - hist  # pixels strictly below each value
     lut = torch.floor((torch.floor(step / 2.0) + below) / step.clamp(min=1.0)).clamp_(max=255.0)
