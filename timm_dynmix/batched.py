@@ -21,9 +21,10 @@ Exactness (uint8 input). Every op reproduces PIL's arithmetic on the uint8 grid,
   *truncates* the result to uint8. We do the same (``grid_sample`` with ``padding_mode="border"`` plus an
   outside mask for rotations; two-tap lerps and gathers for translations and shears), in float32 instead of
   double, and truncate after adding ``1e-3`` so that float32 rounding does not turn an exact integer such as 37
-  into 36.99999. Rare pixels whose exact value lies within about 1e-3 below an integer (or, for rotations,
-  where float32 coordinates move a sample across a pixel) differ by 1; outputs match PIL to well under 0.1/255 on
-  average.
+  into 36.99999. Pixels differ by 1 where the exact value lies within about 1e-3 below an integer, where PIL's
+  double arithmetic lands just below an exact integer (translations by amounts such as 3.2 px: ``5 * 0.8`` gives
+  ``3.999...`` in PIL; up to a few % of the pixels for such amounts), or, for rotations, where float32
+  coordinates move a sample across a pixel; outputs match PIL to under 0.1/255 on average.
 * downscale: PIL's separable resampling (a point-sampled box filter to shrink, the triangle filter to grow back),
   with PIL's coefficients quantized to 22 fixed-point bits and rounding to uint8 after each pass. Pixels whose
   value is within float32 error of a rounding tie may differ by 1.
@@ -359,7 +360,8 @@ _KERNELS: dict[str, tuple[Kernel, tuple[str, ...]]] = {
 _KERNEL_LIST = tuple(_KERNELS.values())
 _KERNEL_OF_CODE = torch.tensor([next(i for i, (_, ops) in enumerate(_KERNEL_LIST) if name in ops)
                                 for name in _OP_NAMES])
-assert sorted(n for _, ops in _KERNEL_LIST for n in ops) == sorted(_OP_NAMES)  # every op has a kernel
+if sorted(n for _, ops in _KERNEL_LIST for n in ops) != sorted(_OP_NAMES):
+    raise RuntimeError("every DynMix op needs exactly one batched kernel")
 
 
 def _apply_codes(x: torch.Tensor, code: torch.Tensor, param: torch.Tensor, exact: bool) -> torch.Tensor:
