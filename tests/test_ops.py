@@ -127,3 +127,23 @@ def test_check_image_errors():
         check_image(Image.new("CMYK", (32, 32)))
     with pytest.raises(ValueError, match="at least 8x8 pixels, got 7x100"):
         check_image(Image.new("RGB", (7, 100)))
+
+
+def test_pixel_ops_are_exactly_imageops(real_images, photo):
+    """The pixel ops build their tables with numpy or a cache: results identical to PIL.ImageOps."""
+    from PIL import ImageOps
+
+    flat = [Image.new("RGB", (16, 16), (5, 200, 77)), Image.new("L", (9, 9), 255)]
+    few = np.full((16, 16, 3), 128, np.uint8)
+    few[0, :3] = 3  # one dominant value: equalize's step is 0
+    images = [*real_images[:12], photo.crop((0, 0, 160, 120)), *flat, Image.fromarray(few),
+              *(im.convert("L") for im in real_images[:4])]
+    for img in images:
+        for name, ref in (("autocontrast", ImageOps.autocontrast(img)), ("equalize", ImageOps.equalize(img))):
+            assert np.array_equal(np.asarray(OPS[name].apply(img, 0.0)), np.asarray(ref)), name
+        for t in (0, 1, 128, 180, 256):
+            assert np.array_equal(np.asarray(OPS["solarize"].apply(img, float(t))),
+                                  np.asarray(ImageOps.solarize(img, t)))
+        for b in (1, 3, 4, 8):
+            assert np.array_equal(np.asarray(OPS["posterize"].apply(img, float(b))),
+                                  np.asarray(ImageOps.posterize(img, b)))

@@ -4,11 +4,13 @@ Public API::
 
     from timm_dynmix import DynamicMixup, DynMixConfig, JsdLoss, create_transform, DynMixDataset, collate_splits
     from timm_dynmix import create_model, save_pretrained, push_to_hub   # Hugging Face Hub
+    from timm_dynmix import DynamicMixupBatch   # the same augmentation on uint8/float batches, on any device
 """
 
 __version__ = "0.1.0"
 
 from timm_dynmix import models  # registers the CIFAR architectures (wrn40_2, ...) in timm's registry
+from timm_dynmix.batched import BatchParams, DynamicMixupBatch
 from timm_dynmix.card import EvalReport, load_eval_report, render_card, write_card
 from timm_dynmix.config import DynMixConfig, format_config, parse_config
 from timm_dynmix.data import DynMixDataset, DynMixViews, collate_splits, create_transform, is_dynmix
@@ -23,6 +25,7 @@ __all__ = [
     "__version__",
     "DynMixConfig", "parse_config", "format_config",
     "DynamicMixup", "MixParams", "mix",
+    "DynamicMixupBatch", "BatchParams",
     "Op", "OPS", "OP_SETS", "get_op", "resolve_ops",
     "DynMixViews", "DynMixDataset", "collate_splits", "create_transform", "is_dynmix",
     "JsdLoss", "TimmJsdCrossEntropy", "js_divergence",

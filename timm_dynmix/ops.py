@@ -33,9 +33,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 __all__ = ["Op", "OPS", "OP_SETS", "GEOMETRIC_OPS", "PIXEL_OPS", "resolve_ops", "get_op", "SUPPORTED_MODES",
            "MAX_ROTATE_DEG", "MAX_SHEAR", "MAX_TRANSLATE_FRAC", "MAX_DOWNSCALE_SHRINK", "MIN_LEVEL", "check_image"]
@@ -51,7 +52,8 @@ _BILINEAR = Image.Resampling.BILINEAR
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# level -> parameter (unsigned); pure arithmetic so that the batched path can use the same formulas
+# level -> parameter (unsigned); pure arithmetic (no int()/float() casts), so that the same formulas work on
+# Python floats here and elementwise on torch tensors in the batched path (timm_dynmix.batched)
 def _rotate_deg(level: float, size: tuple[int, int]) -> float:
     return MAX_ROTATE_DEG * level / 10.0
 
@@ -69,11 +71,11 @@ def _translate_y(level: float, size: tuple[int, int]) -> float:
 
 
 def _solarize_threshold(level: float, size: tuple[int, int]) -> float:
-    return float(256 - int(256 * level / 10.0))
+    return 256.0 - (256 * level / 10.0) // 1.0  # levels are positive: // 1.0 is int() truncation, as a float
 
 
 def _posterize_bits(level: float, size: tuple[int, int]) -> float:
-    return float(4 - int(4 * level / 10.0))
+    return 4.0 - (4 * level / 10.0) // 1.0
 
 
 def _downscale_factor(level: float, size: tuple[int, int]) -> float:
@@ -117,20 +119,64 @@ def _shear_y_apply(img: Image.Image, param: float) -> Image.Image:
     return _affine(img, (1.0, 0.0, 0.0, param, 1.0, -param * cx))
 
 
+# The pixel ops give exactly PIL.ImageOps' results (tested), with PIL's per-pixel work (histogram, extrema, point)
+# but the tables built with numpy or cached: ImageOps builds them with Python loops, which cost more than the
+# op itself on small images.
+_LEVELS = np.arange(256, dtype=np.float64)
+
+
+def _point(img: Image.Image, luts: list[list[int]]) -> Image.Image:
+    return img.point([v for lut in luts for v in lut])
+
+
+@lru_cache(maxsize=1024)
+def _solarize_lut(threshold: int, bands: int) -> list[int]:
+    return [i if i < threshold else 255 - i for i in range(256)] * bands
+
+
+@lru_cache(maxsize=64)
+def _posterize_lut(bits: int, bands: int) -> list[int]:
+    if not 1 <= bits <= 8:
+        raise ValueError(f"posterize keeps 1 to 8 bits, got {bits}")
+    mask = ~(2 ** (8 - bits) - 1)
+    return [i & mask for i in range(256)] * bands
+
+
 def _autocontrast(img: Image.Image, param: float) -> Image.Image:
-    return ImageOps.autocontrast(img)
+    # ImageOps.autocontrast(img): per band, lo/hi = smallest/largest value present; identity when hi <= lo, else
+    # int(i * scale + offset) clipped to [0, 255] with scale = 255 / (hi - lo), offset = -lo * scale
+    extrema = img.getextrema()
+    luts = []
+    for lo, hi in (extrema,) if img.mode == "L" else extrema:
+        if hi <= lo:
+            luts.append(list(range(256)))
+        else:
+            scale = 255.0 / (hi - lo)
+            luts.append(np.clip(np.trunc(_LEVELS * scale + (-lo * scale)), 0, 255).astype(np.int64).tolist())
+    return _point(img, luts)
 
 
 def _equalize(img: Image.Image, param: float) -> Image.Image:
-    return ImageOps.equalize(img)
+    # ImageOps.equalize(img): per band, step = (pixels - count of the largest value present) // 255; identity
+    # when step == 0 (or a single value), else lut[i] = (step // 2 + pixels below i) // step (point clips to 255)
+    luts = []
+    for h in np.asarray(img.histogram(), dtype=np.int64).reshape(-1, 256):
+        present = h[h > 0]
+        step = (int(present.sum()) - int(present[-1])) // 255 if len(present) > 1 else 0
+        if not step:
+            luts.append(list(range(256)))
+        else:
+            below = np.cumsum(h) - h
+            luts.append(((step // 2 + below) // step).tolist())
+    return _point(img, luts)
 
 
 def _solarize(img: Image.Image, param: float) -> Image.Image:
-    return ImageOps.solarize(img, int(param))
+    return img.point(_solarize_lut(int(param), len(img.getbands())))
 
 
 def _posterize(img: Image.Image, param: float) -> Image.Image:
-    return ImageOps.posterize(img, int(param))
+    return img.point(_posterize_lut(int(param), len(img.getbands())))
 
 
 def _downscale(img: Image.Image, param: float) -> Image.Image:

@@ -65,17 +65,19 @@ def seeded(seed: int) -> Iterator[None]:
     """Run a block with torch's CPU, Python's and numpy's global RNGs seeded from ``seed``, then restore them.
 
     Makes transforms that draw from the global RNGs (torchvision, timm) reproducible per sample without
-    disturbing the caller's random state.
+    disturbing the caller's random state. Only torch's CPU generator is touched (``torch.manual_seed`` would also
+    reseed every accelerator's generator, lazily and without restoring it, at a cost of about 0.5 ms per call).
     """
     seed = _check_key("seed", seed)
     py_state = random.getstate()
     np_state = np.random.get_state()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        random.seed(seed)
-        np.random.seed(seed & 0xFFFFFFFF)
-        try:
-            yield
-        finally:
-            random.setstate(py_state)
-            np.random.set_state(np_state)
+    torch_state = torch.default_generator.get_state()
+    torch.default_generator.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed & 0xFFFFFFFF)
+    try:
+        yield
+    finally:
+        torch.default_generator.set_state(torch_state)
+        random.setstate(py_state)
+        np.random.set_state(np_state)
