@@ -106,7 +106,8 @@ def test_errors_before_training(tmp_path, kwargs, match):
 @pytest.mark.parametrize("aug, extra", [
     ("none", {}), ("mixup", {}), ("cutmix", {}), ("autoaugment", {}), ("rand-m9-mstd0.5", {}),
     ("augmix", {}), ("augmix", {"jsd": False}), ("dynmix", {}), ("dynmix", {"jsd": False}), ("dynmix-n1", {}),
-    ("dynmix-windep-b1", {"num_mixes": 3}),
+    ("dynmix-windep-b1", {"num_mixes": 3}), ("dynmix", {"aug_device": "model"}),
+    ("dynmix", {"aug_device": "model", "jsd": False}),
 ])
 def test_each_aug_runs_a_step(tmp_path, aug, extra):
     res = train(TrainConfig(aug=aug, output_dir=str(tmp_path), max_steps=1, **{**TINY, **extra}))

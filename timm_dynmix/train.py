@@ -622,7 +622,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         criterion = JsdLoss(num_splits=num_splits, weight=cfg.jsd_weight, smoothing=cfg.smoothing)
     else:
         criterion = nn.CrossEntropyLoss(label_smoothing=cfg.smoothing)
-    device_aug = _device_augmentation(cfg, mean, std, accelerator.device) if cfg.aug_device == "model" else None
+    device_aug = _device_augmentation(cfg, mean, std, accelerator.device, rank) if cfg.aug_device == "model" else None
 
     # ---- resume
     epoch, start_batch, global_step = 0, 0, 0
@@ -817,22 +817,25 @@ def evaluate_top1(model: nn.Module, loader: Any, accelerator: Any) -> dict[str, 
             "eval_samples": total}
 
 
-def _device_augmentation(cfg: TrainConfig, mean: Sequence[float], std: Sequence[float], device: torch.device) -> Any:
-    """DynMix in the training step: uint8 crops in, normalized split-major views out (clean, mix_1, ...)."""
-    try:
-        from timm_dynmix.batched import DynamicMixupBatch
-    except ImportError:
-        raise ValueError("--aug-device model needs timm_dynmix.batched.DynamicMixupBatch, which this version of "
-                         "timm-dynmix does not have; use --aug-device loader") from None
-    aug = DynamicMixupBatch(cfg.aug_string).to(device)
+def _device_augmentation(cfg: TrainConfig, mean: Sequence[float], std: Sequence[float], device: torch.device,
+                         rank: int) -> Any:
+    """DynMix in the training step: uint8 crops in, normalized views out (split-major ``[clean, mix_1, ...]`` with JSD).
+
+    The generator of every step is seeded from ``(seed, global step, rank)``: ranks draw different views and a
+    resumed run repeats the views of an uninterrupted one.
+    """
+    from timm_dynmix.batched import DynamicMixupBatch
+
+    config = parse_config(cfg.aug_string)
+    aug = DynamicMixupBatch(config if cfg.use_jsd else config.replace(num_mixes=1)).to(device)
     norm = _Normalize(mean, std).to(device)
     gen = torch.Generator(device=device)
 
     def run(x: torch.Tensor, step: int) -> torch.Tensor:
-        gen.manual_seed(derive_seed(cfg.seed, step, 0, 0, split="device-aug"))
-        aug.generator = gen
-        views = aug(x)
-        return torch.cat([norm(x), *(norm(v) for v in views)]) if cfg.use_jsd else norm(views[0])
+        gen.manual_seed(derive_seed(cfg.seed, step, rank, split="device-aug"))
+        if cfg.use_jsd:
+            return aug.views(x, mean=mean, std=std, generator=gen)
+        return norm(aug(x, generator=gen)[0])
 
     return run
 
