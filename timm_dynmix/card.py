@@ -38,11 +38,12 @@ import os
 import re
 import shutil
 import tempfile
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from timm_dynmix.fileio import fsync_dir, fsync_tree, replace_dir
 
 __all__ = [
     "EvalReport", "load_eval_report", "card_data", "render_card", "write_card", "validate_card", "templates_dir",
@@ -545,45 +546,6 @@ def write_card(folder: str | os.PathLike, config: Mapping[str, Any] | None = Non
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return folder / CARD_NAME
-
-
-# ---- small file-system helpers (shared with hub.py) ----------------------------------------------------------------
-def fsync_dir(path: Path) -> None:
-    """Flush a directory entry to disk (POSIX; a no-op elsewhere)."""
-    if os.name != "posix":
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_tree(root: Path) -> None:
-    """fsync every file under ``root``, then every directory, deepest first."""
-    dirs = []
-    for dirpath, _, files in os.walk(root):
-        dirs.append(Path(dirpath))
-        for name in files:
-            fd = os.open(Path(dirpath) / name, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-    for d in reversed(dirs):
-        fsync_dir(d)
-
-
-def replace_dir(src: Path, dst: Path) -> None:
-    """Put directory ``src`` (or nothing, when it does not exist) at ``dst``, removing the old ``dst`` afterwards."""
-    old = None
-    if dst.exists():
-        old = dst.with_name(f".{dst.name}.old-{uuid.uuid4().hex[:12]}")
-        os.rename(dst, old)
-    if src.exists():
-        os.rename(src, dst)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 # ---- CLI: timm-dynmix card -----------------------------------------------------------------------------------------

@@ -35,12 +35,10 @@ from timm_dynmix.card import (
     _aug_info,
     _dataset_info,
     _slug,
-    fsync_dir,
-    fsync_tree,
-    replace_dir,
     validate_card,
     write_card,
 )
+from timm_dynmix.fileio import fsync_dir, fsync_tree, replace_dir
 
 __all__ = [
     "HubError", "save_pretrained", "push_to_hub", "create_model", "hub_config", "check_repo_id",

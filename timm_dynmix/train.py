@@ -34,6 +34,7 @@ from torch import nn
 
 from timm_dynmix.config import parse_config
 from timm_dynmix.data import DynMixDataset, collate_splits, create_transform, is_dynmix
+from timm_dynmix.fileio import atomic_write_json, fsync_dir
 from timm_dynmix.image_data import DecodedImageDataset, DecodedIterableDataset, ImageData, load_image_data
 from timm_dynmix.loss import JsdLoss
 from timm_dynmix.rng import derive_seed
@@ -446,39 +447,16 @@ def _save_checkpoint(accelerator: Any, output_dir: Path, state: dict[str, Any], 
     accelerator.save_state(str(tmp), safe_serialization=True)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        _write_json(tmp / _STATE_FILE, state)
+        atomic_write_json(tmp / _STATE_FILE, state)
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
-        _fsync_dir(root)
+        fsync_dir(root)
         old = sorted((d for d in root.iterdir() if d.name.startswith(_CKPT_PREFIX)), key=lambda d: d.name)
         for d in old[:-keep]:
             shutil.rmtree(d, ignore_errors=True)
     accelerator.wait_for_everyone()
     return final
-
-
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, sort_keys=False, default=str)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # ---------------------------------------------------------------------------------------------------- helpers
@@ -760,7 +738,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     results_file = dict(results)
     results["process_index"] = rank
     if accelerator.is_main_process:
-        _write_json(output_dir / "results.json", results_file)
+        atomic_write_json(output_dir / "results.json", results_file)
         _save_final_model(unwrapped, pcfg, output_dir, data, results_file)
         logger.info("saved the model, its card and results.json to %s", output_dir)
         if cfg.push_to_hub:
