@@ -513,7 +513,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     cfg.validate()
     start_time = time.time()
     output_dir = Path(cfg.output_dir)
-    has_accelerator = torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available())
+    has_accelerator = torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available()) or (
+        torch.backends.mps.is_available())
     accelerator = Accelerator(
         cpu=not has_accelerator, mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum_steps,
         log_with=cfg.report_to, project_config=ProjectConfiguration(project_dir=str(output_dir),
@@ -654,6 +655,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         step_in_epoch = first_batch = start_batch
         for x, y in batches:
             x, y = x.to(accelerator.device, non_blocking=True), y.to(accelerator.device, non_blocking=True)
+            samples_seen += x.shape[0] // loader_views  # source images, whatever the number of views
             if device_aug is not None:
                 x = device_aug(x, global_step)
             if mixup is not None:
@@ -666,7 +668,6 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
             step_in_epoch += 1
-            samples_seen += y.shape[0] // num_splits if num_splits > 1 else y.shape[0]
             loss_sum += loss.detach()
             loss_count += 1
             progress.update(1)
