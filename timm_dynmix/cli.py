@@ -21,6 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "timm-train": ("timm_dynmix.timm_train", "run timm's train.py (or a copy) with --aug dynmix and our JSD loss"),
     "card": ("timm_dynmix.card", "(re)write the model card README.md of a saved model folder"),
     "push": ("timm_dynmix.hub", "upload a saved model folder to the Hugging Face Hub in one commit"),
+    "make-c": ("timm_dynmix.make_c", "generate a -C benchmark (15 + 4 corruptions x 5 severities) from a dataset"),
+    "eval": ("timm_dynmix.evaluate", "evaluate a model on clean, -C, -3DCC or -P benchmarks; write a report"),
 }
 
 

@@ -1,0 +1,321 @@
+"""``timm-dynmix make-c``: generate a -C benchmark (the 15 + 4 corruptions x 5 severities) from any image dataset.
+
+The source is anything :func:`timm_dynmix.image_data.load_image_data` reads (a Hub id or name with ``--data-dir``,
+a ``save_to_disk`` folder, parquet/arrow files, an image folder with class sub-folders, an npz archive); its
+evaluation split by default (``--split``). Output, in the official layouts:
+
+* ``--layout npy`` (default with ``--params cifar``): ``<corruption>.npy`` uint8 (5 N, H, W, 3), severity-major,
+  and ``labels.npy`` (5 N,), exactly as CIFAR-10-C; plus ``clean.npy`` (N, H, W, 3), the uncorrupted images in the
+  same order, so that ``timm-dynmix eval`` measures the clean error on the same images.
+* ``--layout folder`` (default with ``--params imagenet``): ``<corruption>/<severity>/<class>/<name>.JPEG``,
+  saved as JPEG quality 85 like ImageNet-C, plus ``clean/<class>/<name>.JPEG`` through the same encoding.
+
+With ``--params imagenet`` images are first resized (shorter side ``round(crop / 0.875)``, bilinear) and centre
+cropped to ``--crop`` (224: ImageNet-C's Resize(256) + CenterCrop(224)); with ``--params cifar`` they are used as
+they are (``--crop`` to change that) and must all have one size for the npy layout.
+
+``--max-per-cell N`` keeps a seeded random subset of N source images (:func:`timm_dynmix.benchmarks.subset_indices`,
+sorted, the same for every cell; ``make_c.json`` records the source indices). Each image's corruption depends only
+on ``(seed, corruption, severity, source index)`` (:func:`timm_dynmix.corruptions.corruption_rng`).
+
+Resumable: each corruption is written to a temporary file/folder and renamed into place when complete, and
+``make_c.json`` (the manifest) is rewritten after every corruption; a rerun with the same settings skips the
+corruptions already complete. A rerun with different settings into the same folder is refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from timm_dynmix.benchmarks import MANIFEST_NAME, subset_indices
+from timm_dynmix.corruptions import ALL_CORRUPTIONS, PARAMS, corrupt
+
+__all__ = ["make_c", "add_arguments", "run", "SEVERITIES"]
+
+logger = logging.getLogger(__name__)
+SEVERITIES = (1, 2, 3, 4, 5)
+_SETTINGS = ("source", "split", "params", "seed", "max_per_cell", "layout", "crop", "num_images", "image_shape")
+
+
+def _load_source(dataset: str, data_dir: str | None, split: str | None, image_column: str | None,
+                 label_column: str | None) -> tuple[Any, Any, list[str], str, str]:
+    """The split to corrupt: ``(hf_dataset, ImageData, label names, split name, provenance)``."""
+    from timm_dynmix.image_data import load_image_data
+
+    data = load_image_data(dataset, data_dir=data_dir, image_column=image_column, label_column=label_column,
+                           eval_split=split)
+    if data.eval is not None:
+        ds, split_name = data.eval, split or next(
+            (s for s in ("test", "validation", "val", "valid") if s in data.extra.get("splits", [])), "eval")
+    else:
+        logger.info("dataset %s has no evaluation split: corrupting its %s split", dataset, "train")
+        ds, split_name = data.train, "train"
+    return ds, data, list(data.label_names), split_name, data.provenance
+
+
+def _prepare(img: Any, crop: int | None) -> np.ndarray:
+    """PIL image -> uint8 (H, W, 3), resized (shorter side round(crop / 0.875)) and centre-cropped when asked."""
+    if crop:
+        import torchvision.transforms.functional as F
+
+        img = F.center_crop(F.resize(img, round(crop / 0.875)), [crop, crop])
+    return np.asarray(img.convert("RGB"), dtype=np.uint8)
+
+
+def _names(ds: Any, image_column: str, rows: np.ndarray) -> list[str]:
+    """File stems for the folder layout: the source file name when the dataset has one, else the row number."""
+    out = []
+    for r in rows:
+        cell = ds[int(r)][image_column]
+        path = cell.get("path") if isinstance(cell, dict) else None
+        out.append(Path(path).stem if path else f"{int(r):08d}")
+    if len(set(out)) != len(out):  # duplicate file names across classes: fall back to unique row numbers
+        out = [f"{int(r):08d}" for r in rows]
+    return out
+
+
+def _write_manifest(out: Path, manifest: dict[str, Any]) -> None:
+    tmp = out / f".{MANIFEST_NAME}.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    os.replace(tmp, out / MANIFEST_NAME)
+
+
+def _save_jpeg(arr: np.ndarray, path: Path) -> None:
+    from PIL import Image
+
+    Image.fromarray(arr).save(path, format="JPEG", quality=85, optimize=True)
+
+
+def _corrupt_chunk(args: tuple[np.ndarray, str, int, str, int, np.ndarray]) -> np.ndarray:
+    images, corruption, severity, params, seed, indices = args
+    return corrupt(images, corruption, severity, params=params, seed=seed, indices=indices)
+
+
+def make_c(dataset: str, out: str | os.PathLike, *, params: str = "cifar", data_dir: str | None = None,
+           split: str | None = None, layout: str | None = None, corruptions: Sequence[str] | None = None,
+           max_per_cell: int | None = None, seed: int = 0, crop: int | None = None, batch_size: int = 256,
+           num_workers: int = 1, image_column: str | None = None, label_column: str | None = None,
+           progress: bool = True) -> dict[str, Any]:
+    """Generate a -C benchmark; returns the manifest (also written to ``out/make_c.json``).
+
+    See the module docstring for the layouts and the options. ``manifest["corruptions"][name]["seconds"]`` is the
+    wall time the corruption took (for the 5 severities of all images).
+    """
+    from tqdm.auto import tqdm
+
+    if params not in PARAMS:
+        raise ValueError(f"params must be one of {', '.join(PARAMS)}, got {params!r}")
+    layout = layout or ("npy" if params == "cifar" else "folder")
+    if layout not in ("npy", "folder"):
+        raise ValueError(f"layout must be 'npy' or 'folder', got {layout!r}")
+    names = list(corruptions) if corruptions else list(ALL_CORRUPTIONS)
+    unknown = [c for c in names if c not in ALL_CORRUPTIONS]
+    if unknown:
+        raise ValueError(f"unknown corruption(s) {', '.join(unknown)}; known: {', '.join(ALL_CORRUPTIONS)}")
+    if crop is None and params == "imagenet":
+        crop = 224
+    if crop is not None and (isinstance(crop, bool) or not isinstance(crop, int) or crop < 8):
+        raise ValueError(f"crop must be an integer >= 8 (pixels), got {crop!r}")
+    if batch_size < 1 or num_workers < 1:
+        raise ValueError(f"batch_size and num_workers must be >= 1, got {batch_size} and {num_workers}")
+
+    from timm_dynmix.image_data import DecodedImageDataset
+
+    ds, data, label_names, split_name, provenance = _load_source(dataset, data_dir, split, image_column,
+                                                                 label_column)
+    total = len(ds)
+    if total == 0:
+        raise ValueError(f"the {split_name} split of {dataset} is empty")
+    rows = subset_indices(total, max_per_cell, seed)
+    decoded = DecodedImageDataset(ds, data.image_column, data.label_column)
+    images, labels = [], []
+    for r in tqdm(rows, desc="decoding", disable=not progress, leave=False):
+        img, label = decoded[int(r)]
+        images.append(_prepare(img, crop))
+        labels.append(label)
+    shapes = {a.shape for a in images}
+    if len(shapes) > 1:
+        raise ValueError(f"the source images have {len(shapes)} different sizes (e.g. {sorted(shapes)[:3]}); give "
+                         f"--crop SIZE to resize and centre-crop them")
+    clean = np.stack(images)
+    labels_arr = np.asarray(labels, dtype=np.uint8 if max(labels) < 256 else np.int64)
+    n = len(clean)
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    settings = {"source": str(dataset) if data_dir is None else f"{dataset} ({data_dir})", "split": split_name,
+                "params": params, "seed": seed, "max_per_cell": max_per_cell, "layout": layout, "crop": crop,
+                "num_images": n, "image_shape": list(clean.shape[1:])}
+    old = {}
+    if (out / MANIFEST_NAME).is_file():
+        old = json.loads((out / MANIFEST_NAME).read_text(encoding="utf-8"))
+        diff = [k for k in _SETTINGS if old.get(k) != settings[k]]
+        if diff:
+            raise ValueError(f"{out} holds a benchmark made with other settings ({', '.join(diff)}: "
+                             f"{', '.join(f'{old.get(k)!r} != {settings[k]!r}' for k in diff)}); use another --out")
+    import timm_dynmix
+
+    manifest: dict[str, Any] = {
+        "format": "timm-dynmix make-c", "timm_dynmix": timm_dynmix.__version__, **settings,
+        "provenance": provenance, "label_names": label_names, "severities": list(SEVERITIES),
+        "indices": rows.tolist(),
+        "subset": ("all images" if max_per_cell is None or max_per_cell >= total else
+                   f"{n} of {total} images: sorted numpy choice without replacement, seeded with "
+                   f"derive_seed({seed}, split='subset')"),
+        "corruptions": dict(old.get("corruptions", {})),
+    }
+
+    # clean images and labels first (cheap), then one corruption at a time
+    if layout == "npy":
+        _atomic_npy(out / "labels.npy", np.tile(labels_arr, len(SEVERITIES)))
+        _atomic_npy(out / "clean.npy", clean)
+    else:
+        stems = _names(ds, data.image_column, rows)
+        if not (out / "clean").is_dir():
+            _write_folder(out / "clean", clean, labels_arr, stems, label_names)
+    _write_manifest(out, manifest)
+
+    todo = [c for c in names if not _complete(out, c, layout, n, clean.shape[1:], manifest)]
+    skipped = [c for c in names if c not in todo]
+    if skipped:
+        logger.info("already complete, skipped: %s", ", ".join(skipped))
+    bar = tqdm(total=len(todo) * len(SEVERITIES) * n, desc="make-c", unit="img", disable=not progress)
+    pool = ProcessPoolExecutor(max_workers=num_workers) if num_workers > 1 else None
+    try:
+        for c in todo:
+            bar.set_description(c)
+            start = time.perf_counter()
+            result = np.empty((len(SEVERITIES) * n, *clean.shape[1:]), dtype=np.uint8)
+            tasks = [(clean[i:i + batch_size], c, s, params, seed, rows[i:i + batch_size], (s - 1) * n + i)
+                     for s in SEVERITIES for i in range(0, n, batch_size)]
+            outputs = (pool.map(_corrupt_chunk, [t[:6] for t in tasks]) if pool is not None
+                       else map(_corrupt_chunk, (t[:6] for t in tasks)))
+            for task, chunk in zip(tasks, outputs):
+                result[task[6]:task[6] + len(chunk)] = chunk
+                bar.update(len(chunk))
+            if layout == "npy":
+                _atomic_npy(out / f"{c}.npy", result)
+            else:
+                _write_corruption_folder(out, c, result, labels_arr, stems, label_names, n)
+            seconds = time.perf_counter() - start
+            manifest["corruptions"][c] = {"complete": True, "seconds": round(seconds, 3),
+                                          "seconds_per_1000_images": round(1000 * seconds / (len(SEVERITIES) * n), 3)}
+            _write_manifest(out, manifest)
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.shutdown()
+    manifest["skipped"] = skipped
+    return manifest
+
+
+def _atomic_npy(path: Path, arr: np.ndarray) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        np.save(f, arr, allow_pickle=False)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _write_folder(folder: Path, images: np.ndarray, labels: np.ndarray, stems: list[str],
+                  label_names: list[str]) -> None:
+    tmp = folder.with_name(f".{folder.name}.partial-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    for img, label, stem in zip(images, labels, stems):
+        d = tmp / label_names[int(label)]
+        d.mkdir(parents=True, exist_ok=True)
+        _save_jpeg(img, d / f"{stem}.JPEG")
+    if folder.exists():
+        shutil.rmtree(folder)
+    os.replace(tmp, folder)
+
+
+def _write_corruption_folder(out: Path, corruption: str, result: np.ndarray, labels: np.ndarray, stems: list[str],
+                             label_names: list[str], n: int) -> None:
+    tmp = out / f".{corruption}.partial-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    for s in SEVERITIES:
+        block = result[(s - 1) * n:s * n]
+        _write_folder(tmp / str(s), block, labels, stems, label_names)
+    final = out / corruption
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+
+
+def _complete(out: Path, corruption: str, layout: str, n: int, shape: tuple[int, ...], manifest: dict) -> bool:
+    """Whether a corruption was fully written by an earlier run with the same settings."""
+    if not manifest["corruptions"].get(corruption, {}).get("complete"):
+        return False
+    if layout == "npy":
+        path = out / f"{corruption}.npy"
+        try:
+            arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError):
+            return False
+        return arr.dtype == np.uint8 and arr.shape == (len(SEVERITIES) * n, *shape)
+    return all((out / corruption / str(s)).is_dir() for s in SEVERITIES)
+
+
+# ---- CLI ---------------------------------------------------------------------------------------------------------
+def _corruption_list(text: str) -> list[str]:
+    return [c.strip() for c in text.split(",") if c.strip()]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", required=True, help="source images: a Hub id, a known name (cifar10, with "
+                        "--data-dir), a save_to_disk folder, parquet/arrow files, an image folder or an npz")
+    parser.add_argument("--data-dir", default=None, help="local copy of a named dataset")
+    parser.add_argument("--split", default=None, help="split to corrupt (default: the evaluation split)")
+    parser.add_argument("--params", choices=sorted(PARAMS), default="cifar",
+                        help="parameter table: cifar (32 px, make_cifar_c) or imagenet (224 px, make_imagenet_c)")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--layout", choices=("npy", "folder"), default=None,
+                        help="npy (CIFAR-10-C files; default for cifar) or folder (ImageNet-C tree; default for "
+                             "imagenet)")
+    parser.add_argument("--corruptions", type=_corruption_list, default=None,
+                        help="comma-separated subset (default: all 19: the 15 benchmark ones + 4 extra)")
+    parser.add_argument("--max-per-cell", type=int, default=None,
+                        help="use a seeded random subset of N source images (the same in every cell)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--crop", type=int, default=None,
+                        help="resize (shorter side crop/0.875) and centre-crop to this size (default 224 for "
+                             "imagenet, none for cifar)")
+    parser.add_argument("--batch-size", type=int, default=256, help="images per corruption call")
+    parser.add_argument("--num-workers", type=int, default=1, help="processes corrupting batches in parallel")
+    parser.add_argument("--image-column", default=None)
+    parser.add_argument("--label-column", default=None)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    manifest = make_c(args.dataset, args.out, params=args.params, data_dir=args.data_dir, split=args.split,
+                      layout=args.layout, corruptions=args.corruptions, max_per_cell=args.max_per_cell,
+                      seed=args.seed, crop=args.crop, batch_size=args.batch_size, num_workers=args.num_workers,
+                      image_column=args.image_column, label_column=args.label_column,
+                      progress=not args.no_progress)
+    done = {c: v for c, v in manifest["corruptions"].items() if c not in manifest.get("skipped", [])}
+    print(f"wrote {len(done)} corruption(s) x 5 severities x {manifest['num_images']} images to {args.out} "
+          f"({manifest['layout']} layout, {manifest['params']} parameters)")
+    if manifest.get("skipped"):
+        print(f"skipped (already complete): {', '.join(manifest['skipped'])}")
+    if done:
+        print("seconds per 1000 images (5 severities = 5000 corrupted images count as 5 x 1000):")
+        for c, v in done.items():
+            print(f"  {c:18s} {v['seconds_per_1000_images']:8.2f}")
+    return 0
