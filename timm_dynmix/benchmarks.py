@@ -400,7 +400,7 @@ class Video:
     def frames(self) -> np.ndarray:
         """uint8 (T, H, W, 3) RGB frames."""
         if self.array is not None:
-            return np.asarray(self.array[self.row])
+            return np.array(self.array[self.row])  # a writable copy of the (memory-mapped) row
         assert self.path is not None
         if self.path.suffix.lower() == ".npy":
             arr = np.load(self.path, allow_pickle=False)

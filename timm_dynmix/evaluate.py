@@ -319,10 +319,10 @@ def _check_classes(model: torch.nn.Module, cells: Sequence[Cell]) -> None:
 
 # ---- benchmark resolution ----------------------------------------------------------------------------------------
 def _clean_cell(clean: str, data_dir: str | None, max_per_cell: int | None, seed: int) -> tuple[Cell, Any]:
-    from timm_dynmix.image_data import DecodedImageDataset, load_image_data
+    from timm_dynmix.image_data import DecodedImageDataset
+    from timm_dynmix.make_c import load_split
 
-    data = load_image_data(clean, data_dir=data_dir)
-    split = data.eval if data.eval is not None else data.train
+    split, data, _ = load_split(clean, data_dir)
     decoded = DecodedImageDataset(split, data.image_column, data.label_column)
     rows = subset_indices(len(decoded), max_per_cell, seed)
     return Cell("clean", 0, DatasetSource(decoded, rows)), data

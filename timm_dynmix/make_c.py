@@ -41,27 +41,46 @@ import numpy as np
 from timm_dynmix.benchmarks import MANIFEST_NAME, subset_indices
 from timm_dynmix.corruptions import ALL_CORRUPTIONS, PARAMS, corrupt
 
-__all__ = ["make_c", "add_arguments", "run", "SEVERITIES"]
+__all__ = ["make_c", "load_split", "add_arguments", "run", "SEVERITIES"]
 
 logger = logging.getLogger(__name__)
 SEVERITIES = (1, 2, 3, 4, 5)
 _SETTINGS = ("source", "split", "params", "seed", "max_per_cell", "layout", "crop", "num_images", "image_shape")
 
 
-def _load_source(dataset: str, data_dir: str | None, split: str | None, image_column: str | None,
-                 label_column: str | None) -> tuple[Any, Any, list[str], str, str]:
-    """The split to corrupt: ``(hf_dataset, ImageData, label names, split name, provenance)``."""
-    from timm_dynmix.image_data import load_image_data
+def load_split(dataset: str, data_dir: str | None = None, split: str | None = None, image_column: str | None = None,
+               label_column: str | None = None) -> tuple[Any, Any, str]:
+    """The split to evaluate or corrupt: ``(hf_dataset, ImageData, split name)``.
 
-    data = load_image_data(dataset, data_dir=data_dir, image_column=image_column, label_column=label_column,
-                           eval_split=split)
+    ``split`` if given, else the dataset's evaluation split (test, validation, ...), else its train split. Datasets
+    without a train split (e.g. a test-only folder) are accepted.
+    """
+    from timm_dynmix.image_data import DatasetLoadError, load_image_data
+
+    def load(train: str | None, evaluation: str | None) -> Any:
+        return load_image_data(dataset, data_dir=data_dir, image_column=image_column, label_column=label_column,
+                               train_split=train, eval_split=evaluation)
+
+    if split is not None:
+        data = load(split, split)
+        return data.eval, data, split
+    try:
+        data = load(None, None)
+    except DatasetLoadError as first:
+        if "no split named train" not in str(first):
+            raise
+        for candidate in ("test", "validation", "val", "valid"):
+            try:
+                data = load(candidate, candidate)
+            except DatasetLoadError:
+                continue
+            return data.eval, data, candidate
+        raise
     if data.eval is not None:
-        ds, split_name = data.eval, split or next(
-            (s for s in ("test", "validation", "val", "valid") if s in data.extra.get("splits", [])), "eval")
-    else:
-        logger.info("dataset %s has no evaluation split: corrupting its %s split", dataset, "train")
-        ds, split_name = data.train, "train"
-    return ds, data, list(data.label_names), split_name, data.provenance
+        names = data.extra.get("splits", [])
+        return data.eval, data, next((s for s in ("test", "validation", "val", "valid") if s in names), "eval")
+    logger.info("dataset %s has no evaluation split: using its train split", dataset)
+    return data.train, data, "train"
 
 
 def _prepare(img: Any, crop: int | None) -> np.ndarray:
@@ -132,8 +151,8 @@ def make_c(dataset: str, out: str | os.PathLike, *, params: str = "cifar", data_
 
     from timm_dynmix.image_data import DecodedImageDataset
 
-    ds, data, label_names, split_name, provenance = _load_source(dataset, data_dir, split, image_column,
-                                                                 label_column)
+    ds, data, split_name = load_split(dataset, data_dir, split, image_column, label_column)
+    label_names, provenance = list(data.label_names), data.provenance
     total = len(ds)
     if total == 0:
         raise ValueError(f"the {split_name} split of {dataset} is empty")

@@ -383,7 +383,8 @@ def _plots(report: dict[str, Any], folder: Path) -> list[str]:
             conf = np.array([np.nan if v is None else v for v in rel["confidence"]], dtype=float)
             ax.bar(edges[:-1], np.nan_to_num(acc), width=np.diff(edges), align="edge", edgecolor="black",
                    alpha=0.7, label="accuracy")
-            ax.plot(conf, acc, "o", color="tab:red", ms=3, label="mean confidence")
+            centers = (edges[:-1] + edges[1:]) / 2
+            ax.plot(centers, conf, "_", color="tab:red", ms=12, mew=2, label="mean confidence of the bin")
             ax.plot([0, 1], [0, 1], "k--", lw=1)
             ax.set_xlim(0, 1)
             ax.set_ylim(0, 1)
