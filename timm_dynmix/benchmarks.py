@@ -93,26 +93,32 @@ class FileSource:
         from PIL import Image
 
         with Image.open(self.paths[i]) as img:
-            return np.asarray(img.convert("RGB"))
+            return np.array(img.convert("RGB"))
 
     def label(self, i: int) -> int:
         return int(self.labels[i])
 
 
 class DatasetSource:
-    """Rows of a dataset loaded by :func:`timm_dynmix.image_data.load_image_data` (decoded in guarded code)."""
+    """Rows of a dataset loaded by :func:`timm_dynmix.image_data.load_image_data` (decoded in guarded code).
 
-    def __init__(self, decoded: Any, rows: np.ndarray):
+    ``label_map[dataset label]`` gives the model's class index when they differ (e.g. a clean image folder holding
+    some ImageNet classes); default: the dataset's labels.
+    """
+
+    def __init__(self, decoded: Any, rows: np.ndarray, label_map: np.ndarray | None = None):
         self.decoded, self.rows = decoded, np.asarray(rows, dtype=np.int64)
+        self.label_map = label_map
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def image(self, i: int) -> np.ndarray:
-        return np.asarray(self.decoded[int(self.rows[i])][0])
+        return np.array(self.decoded[int(self.rows[i])][0])
 
     def label(self, i: int) -> int:
-        return int(self.decoded[int(self.rows[i])][1])
+        label = int(self.decoded[int(self.rows[i])][1])
+        return label if self.label_map is None else int(self.label_map[label])
 
 
 @dataclass

@@ -318,14 +318,22 @@ def _check_classes(model: torch.nn.Module, cells: Sequence[Cell]) -> None:
 
 
 # ---- benchmark resolution ----------------------------------------------------------------------------------------
-def _clean_cell(clean: str, data_dir: str | None, max_per_cell: int | None, seed: int) -> tuple[Cell, Any]:
+def _clean_cell(clean: str, data_dir: str | None, max_per_cell: int | None, seed: int,
+                class_to_index: dict[str, int] | None = None) -> tuple[Cell, Any]:
+    """The clean set as a cell; with ``class_to_index`` (a folder benchmark's classes) labels are mapped by name."""
     from timm_dynmix.image_data import DecodedImageDataset
     from timm_dynmix.make_c import load_split
 
     split, data, _ = load_split(clean, data_dir)
     decoded = DecodedImageDataset(split, data.image_column, data.label_column)
     rows = subset_indices(len(decoded), max_per_cell, seed)
-    return Cell("clean", 0, DatasetSource(decoded, rows)), data
+    label_map = None
+    if class_to_index:
+        unknown = [n for n in data.label_names if n not in class_to_index]
+        if unknown:
+            raise BenchmarkError(f"the clean set {clean} has classes the benchmark does not have: {unknown[:5]}")
+        label_map = np.array([class_to_index[n] for n in data.label_names], dtype=np.int64)
+    return Cell("clean", 0, DatasetSource(decoded, rows, label_map)), data
 
 
 def load_benchmark(benchmark: str, *, data_dir: str | None = None, clean: str | None = None,
@@ -365,7 +373,7 @@ def load_benchmark(benchmark: str, *, data_dir: str | None = None, clean: str | 
     if clean is not None:
         if bench.clean is not None:
             raise ValueError(f"{root} already holds its clean images; drop --clean")
-        cell, _ = _clean_cell(clean, clean_data_dir, max_per_cell, seed)
+        cell, _ = _clean_cell(clean, clean_data_dir, max_per_cell, seed, bench.class_to_index)
         bench.cells.insert(0, cell)
     return bench
 
