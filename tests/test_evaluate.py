@@ -220,6 +220,7 @@ def test_make_c_folder_layout(tmp_path, source):
     files = sorted((tmp_path / "c" / "snow" / "3").rglob("*.JPEG"))
     assert len(files) == 12 and {f.parent.name for f in files} == {"cat", "dog", "eel"}
     assert len(list((tmp_path / "c" / "clean").rglob("*.JPEG"))) == 12
+    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == ["clean", "make_c.json", "snow"]  # no cache left
     from timm_dynmix.benchmarks import read_folder_c
 
     bench = read_folder_c(tmp_path / "c")
@@ -408,3 +409,25 @@ def test_cli_named_benchmark_with_clean_dataset(tmp_path, real_images, capsys):
     assert main(["eval", "--model", f"local-dir:{model_dir}", "--benchmark", "cifar10-c", "--data-dir",
                  str(tmp_path / "CIFAR-10-C"), "--corruptions", "frost", "--out", str(tmp_path / "r2")]) == 2
     assert "corruption frost not found in" in capsys.readouterr().err
+
+
+def test_errors_inside_data_loading_are_one_line(tmp_path):
+    from PIL import Image
+
+    from timm_dynmix.benchmarks import read_folder_c
+
+    for s in range(1, 6):
+        for cls, size in (("a", 16), ("b", 20)):
+            d = tmp_path / "c" / "fog" / str(s) / cls
+            d.mkdir(parents=True)
+            Image.new("RGB", (size, size)).save(d / "x.png")
+    bench = read_folder_c(tmp_path / "c")
+    for workers in (0, 1):
+        with pytest.raises(ValueError, match=r"^items of different shapes in one batch") as info:
+            evaluate_corruptions(Constant(), bench, batch_size=4, num_workers=workers, progress=False)
+        assert "Traceback" not in str(info.value)
+    (tmp_path / "c" / "fog" / "2" / "a" / "x.png").write_bytes(b"not a png")
+    for workers in (0, 1):
+        with pytest.raises(ValueError, match=r"^cannot decode .*x.png: cannot identify image file") as info:
+            evaluate_corruptions(Constant(), bench, batch_size=1, num_workers=workers, progress=False)
+        assert "Traceback" not in str(info.value)

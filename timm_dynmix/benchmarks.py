@@ -92,8 +92,11 @@ class FileSource:
     def image(self, i: int) -> np.ndarray:
         from PIL import Image
 
-        with Image.open(self.paths[i]) as img:
-            return np.array(img.convert("RGB"))
+        try:
+            with Image.open(self.paths[i]) as img:
+                return np.array(img.convert("RGB"))
+        except (OSError, SyntaxError, ValueError) as e:
+            raise BenchmarkError(f"cannot decode {self.paths[i]}: {e}") from None
 
     def label(self, i: int) -> int:
         return int(self.labels[i])
@@ -236,7 +239,8 @@ def read_npy_c(root: str | os.PathLike, corruptions: Sequence[str] | None = None
     if len(labels) == 0 or len(labels) % 5:
         raise BenchmarkError(f"labels.npy has {len(labels)} labels: expected 5 severity blocks of equal size")
     per_sev = len(labels) // 5
-    found = _order([p.stem for p in root.glob("*.npy") if p.stem not in ("labels", "clean")])
+    found = _order([p.stem for p in root.glob("*.npy") if p.stem not in ("labels", "clean")
+                    and not p.name.startswith(".")])
     if not found:
         raise BenchmarkError(f"{root} has labels.npy but no <corruption>.npy file")
     chosen = _select(found, corruptions, root, "corruption")
@@ -377,10 +381,9 @@ def detect_layout(root: str | os.PathLike) -> str:
     root = Path(root)
     if not root.is_dir():
         raise BenchmarkError(f"no benchmark folder at {root}")
-    if (root / "labels.npy").is_file() and any(p.stem not in ("labels", "clean") for p in root.glob("*.npy")):
-        first = next(p for p in sorted(root.glob("*.npy")) if p.stem not in ("labels", "clean"))
-        return "p-npy" if _load_npy(first).ndim == 5 else "npy"
-    npys = [p for p in root.glob("*.npy") if p.stem != "labels"]
+    npys = sorted(p for p in root.glob("*.npy") if p.stem not in ("labels", "clean") and not p.name.startswith("."))
+    if (root / "labels.npy").is_file() and npys:
+        return "p-npy" if _load_npy(npys[0]).ndim == 5 else "npy"
     if npys and _load_npy(npys[0]).ndim == 5:
         return "p-npy"
     if _find_corruption_dirs(root):
@@ -476,7 +479,7 @@ def read_perturbations(root: str | os.PathLike, perturbations: Sequence[str] | N
     layout = detect_layout(root)
     sets: list[PerturbationSet] = []
     if layout == "p-npy":
-        found = _order_p([p.stem for p in root.glob("*.npy") if p.stem != "labels"])
+        found = _order_p([p.stem for p in root.glob("*.npy") if p.stem != "labels" and not p.name.startswith(".")])
         chosen = _select(found, perturbations, root, "perturbation")
         labels = None
         if (root / "labels.npy").is_file():

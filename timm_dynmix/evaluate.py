@@ -191,8 +191,9 @@ class _Videos(torch.utils.data.Dataset):
 def _collate_check(batch: list[tuple[torch.Tensor, int, int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     shapes = {tuple(b[0].shape) for b in batch}
     if len(shapes) > 1:
-        raise ValueError(f"images of different sizes in one batch ({sorted(shapes)[:3]}); this benchmark needs "
-                         f"--resize-256-crop-224 (or a model-independent resize before evaluation)")
+        raise ValueError(f"items of different shapes in one batch ({sorted(shapes)[:3]}): the images of a benchmark "
+                         f"must share one size (--resize-256-crop-224 resizes ImageNet-style images), and the videos "
+                         f"of one perturbation one number of frames")
     return (torch.stack([b[0] for b in batch]), torch.tensor([b[1] for b in batch]),
             torch.tensor([b[2] for b in batch]))
 
@@ -214,7 +215,7 @@ def _run(model: torch.nn.Module, dataset: torch.utils.data.Dataset, *, accelerat
     out: dict[str, np.ndarray] = {}
     bar = tqdm(total=n, desc=desc, unit="video" if video else "img",
                disable=not (progress and accelerator.is_local_main_process))
-    for x, y, idx in loader:
+    for x, y, idx in _unwrapped_errors(loader):
         shape = x.shape
         if video:  # (B, T, 3, H, W) -> (B*T, 3, H, W)
             x = x.flatten(0, 1)
@@ -237,6 +238,25 @@ def _run(model: torch.nn.Module, dataset: torch.utils.data.Dataset, *, accelerat
     if not out:
         raise ValueError("nothing to evaluate: the benchmark selection is empty")
     return out
+
+
+def _unwrapped_errors(loader: Any) -> Any:
+    """Iterate ``loader``; an error raised in a DataLoader worker loses the worker's traceback from its message."""
+    it = iter(loader)
+    while True:
+        try:
+            batch = next(it)
+        except StopIteration:
+            return
+        except (ValueError, TypeError, OSError, RuntimeError) as e:
+            text = str(e)
+            if "Original Traceback" not in text:
+                raise
+            last = text.strip().splitlines()[-1]
+            kind, _, message = last.partition(": ")
+            ours = message and kind.rsplit(".", 1)[-1] in ("ValueError", "BenchmarkError", "DatasetLoadError")
+            raise ValueError(message if ours else last) from None
+        yield batch
 
 
 def evaluate_corruptions(model: torch.nn.Module, benchmark: CorruptionBenchmark, *, batch_size: int = 256,

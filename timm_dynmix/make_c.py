@@ -31,6 +31,7 @@ import logging
 import os
 import shutil
 import time
+from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -157,25 +158,15 @@ def make_c(dataset: str, out: str | os.PathLike, *, params: str = "cifar", data_
     if total == 0:
         raise ValueError(f"the {split_name} split of {dataset} is empty")
     rows = subset_indices(total, max_per_cell, seed)
+    n = len(rows)
     decoded = DecodedImageDataset(ds, data.image_column, data.label_column)
-    images, labels = [], []
-    for r in tqdm(rows, desc="decoding", disable=not progress, leave=False):
-        img, label = decoded[int(r)]
-        images.append(_prepare(img, crop))
-        labels.append(label)
-    shapes = {a.shape for a in images}
-    if len(shapes) > 1:
-        raise ValueError(f"the source images have {len(shapes)} different sizes (e.g. {sorted(shapes)[:3]}); give "
-                         f"--crop SIZE to resize and centre-crop them")
-    clean = np.stack(images)
-    labels_arr = np.asarray(labels, dtype=np.uint8 if max(labels) < 256 else np.int64)
-    n = len(clean)
+    shape = _prepare(decoded[int(rows[0])][0], crop).shape
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     settings = {"source": str(dataset) if data_dir is None else f"{dataset} ({data_dir})", "split": split_name,
                 "params": params, "seed": seed, "max_per_cell": max_per_cell, "layout": layout, "crop": crop,
-                "num_images": n, "image_shape": list(clean.shape[1:])}
+                "num_images": n, "image_shape": list(shape)}
     old = {}
     if (out / MANIFEST_NAME).is_file():
         old = json.loads((out / MANIFEST_NAME).read_text(encoding="utf-8"))
@@ -195,17 +186,23 @@ def make_c(dataset: str, out: str | os.PathLike, *, params: str = "cifar", data_
         "corruptions": dict(old.get("corruptions", {})),
     }
 
-    # clean images and labels first (cheap), then one corruption at a time
-    if layout == "npy":
-        _atomic_npy(out / "labels.npy", np.tile(labels_arr, len(SEVERITIES)))
-        _atomic_npy(out / "clean.npy", clean)
-    else:
-        stems = _names(ds, data.image_column, rows)
-        if not (out / "clean").is_dir():
-            _write_folder(out / "clean", clean, labels_arr, stems, label_names)
+    # the clean images, decoded once into a memory-mapped array: clean.npy (npy layout) or .cache/ (folder layout)
+    cache = out if layout == "npy" else out / ".cache"
+    clean_path, labels_path = cache / "clean.npy", cache / "labels.npy"
+    if not (_npy_ok(clean_path, (n, *shape)) and _npy_ok(labels_path, (len(SEVERITIES) * n,))):
+        cache.mkdir(exist_ok=True)
+        labels = _decode_clean(decoded, rows, crop, shape, clean_path, progress)
+        _atomic_npy(labels_path, np.tile(labels.astype(np.uint8 if labels.max() < 256 else np.int64),
+                                         len(SEVERITIES)))
+    clean = np.load(clean_path, mmap_mode="r")
+    labels = np.load(labels_path)[:n]
+    stems = _names(ds, data.image_column, rows) if layout == "folder" else []
+    if layout == "folder" and not (out / "clean").is_dir():
+        _write_tree(out / "clean", ((clean[i:i + batch_size], i) for i in range(0, n, batch_size)), labels, stems,
+                    label_names)
     _write_manifest(out, manifest)
 
-    todo = [c for c in names if not _complete(out, c, layout, n, clean.shape[1:], manifest)]
+    todo = [c for c in names if not _complete(out, c, layout, n, shape, manifest)]
     skipped = [c for c in names if c not in todo]
     if skipped:
         logger.info("already complete, skipped: %s", ", ".join(skipped))
@@ -215,18 +212,13 @@ def make_c(dataset: str, out: str | os.PathLike, *, params: str = "cifar", data_
         for c in todo:
             bar.set_description(c)
             start = time.perf_counter()
-            result = np.empty((len(SEVERITIES) * n, *clean.shape[1:]), dtype=np.uint8)
-            tasks = [(clean[i:i + batch_size], c, s, params, seed, rows[i:i + batch_size], (s - 1) * n + i)
-                     for s in SEVERITIES for i in range(0, n, batch_size)]
-            outputs = (pool.map(_corrupt_chunk, [t[:6] for t in tasks]) if pool is not None
-                       else map(_corrupt_chunk, (t[:6] for t in tasks)))
-            for task, chunk in zip(tasks, outputs):
-                result[task[6]:task[6] + len(chunk)] = chunk
-                bar.update(len(chunk))
+            chunks = [(s, i) for s in SEVERITIES for i in range(0, n, batch_size)]
+            tasks = ((np.array(clean[i:i + batch_size]), c, s, params, seed, rows[i:i + batch_size]) for s, i in chunks)
+            results = zip(chunks, _imap(pool, _corrupt_chunk, tasks, window=2 * num_workers))
             if layout == "npy":
-                _atomic_npy(out / f"{c}.npy", result)
+                _write_npy_corruption(out / f"{c}.npy", results, n, shape, bar)
             else:
-                _write_corruption_folder(out, c, result, labels_arr, stems, label_names, n)
+                _write_corruption_folder(out, c, results, labels, stems, label_names, bar)
             seconds = time.perf_counter() - start
             manifest["corruptions"][c] = {"complete": True, "seconds": round(seconds, 3),
                                           "seconds_per_1000_images": round(1000 * seconds / (len(SEVERITIES) * n), 3)}
@@ -235,8 +227,64 @@ def make_c(dataset: str, out: str | os.PathLike, *, params: str = "cifar", data_
         bar.close()
         if pool is not None:
             pool.shutdown()
+    if layout == "folder" and all(_complete(out, c, layout, n, shape, manifest) for c in names):
+        shutil.rmtree(cache, ignore_errors=True)  # the decoded clean images are only needed to resume
     manifest["skipped"] = skipped
     return manifest
+
+
+def _imap(pool: ProcessPoolExecutor | None, fn: Any, tasks: Any, window: int) -> Any:
+    """``map`` in order, through ``pool`` with at most ``window`` chunks in flight (bounded memory)."""
+    if pool is None:
+        yield from map(fn, tasks)
+        return
+    pending: deque = deque()
+    for task in tasks:
+        pending.append(pool.submit(fn, task))
+        if len(pending) >= window:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
+def _npy_ok(path: Path, shape: tuple[int, ...]) -> bool:
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError):
+        return False
+    return arr.shape == shape
+
+
+def _decode_clean(decoded: Any, rows: np.ndarray, crop: int | None, shape: tuple[int, ...], path: Path,
+                  progress: bool) -> np.ndarray:
+    """Decode (and crop) the source images into ``path`` (written atomically); returns their labels."""
+    from tqdm.auto import tqdm
+
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(rows), *shape))
+    labels = np.empty(len(rows), dtype=np.int64)
+    try:
+        for k, r in enumerate(tqdm(rows, desc="decoding", disable=not progress, leave=False)):
+            img, label = decoded[int(r)]
+            a = _prepare(img, crop)
+            if a.shape != shape:
+                raise ValueError(f"the source images have different sizes ({shape[:2]} and {a.shape[:2]} at row "
+                                 f"{r}); give --crop SIZE to resize and centre-crop them")
+            arr[k], labels[k] = a, label
+        arr.flush()
+    except BaseException:
+        del arr
+        tmp.unlink(missing_ok=True)
+        raise
+    del arr
+    _fsync_replace(tmp, path)
+    return labels
+
+
+def _fsync_replace(tmp: Path, path: Path) -> None:
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def _atomic_npy(path: Path, arr: np.ndarray) -> None:
@@ -248,28 +296,48 @@ def _atomic_npy(path: Path, arr: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
-def _write_folder(folder: Path, images: np.ndarray, labels: np.ndarray, stems: list[str],
-                  label_names: list[str]) -> None:
+def _write_npy_corruption(path: Path, results: Any, n: int, shape: tuple[int, ...], bar: Any) -> None:
+    """Fill ``path`` ((5 n, *shape), severity-major) from ``((severity, start), chunk)`` results, atomically."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(SEVERITIES) * n, *shape))
+    for (s, i), chunk in results:
+        arr[(s - 1) * n + i:(s - 1) * n + i + len(chunk)] = chunk
+        bar.update(len(chunk))
+    arr.flush()
+    del arr
+    _fsync_replace(tmp, path)
+
+
+def _write_tree(folder: Path, chunks: Any, labels: np.ndarray, stems: list[str], label_names: list[str]) -> None:
+    """``folder/<class>/<stem>.JPEG`` from ``(images, start)`` chunks, written beside it and renamed into place."""
     tmp = folder.with_name(f".{folder.name}.partial-{os.getpid()}")
     if tmp.exists():
         shutil.rmtree(tmp)
-    for img, label, stem in zip(images, labels, stems):
-        d = tmp / label_names[int(label)]
-        d.mkdir(parents=True, exist_ok=True)
-        _save_jpeg(img, d / f"{stem}.JPEG")
+    tmp.mkdir(parents=True)
+    for images, start in chunks:
+        for k, img in enumerate(images):
+            d = tmp / label_names[int(labels[start + k])]
+            d.mkdir(exist_ok=True)
+            _save_jpeg(np.asarray(img), d / f"{stems[start + k]}.JPEG")
     if folder.exists():
         shutil.rmtree(folder)
     os.replace(tmp, folder)
 
 
-def _write_corruption_folder(out: Path, corruption: str, result: np.ndarray, labels: np.ndarray, stems: list[str],
-                             label_names: list[str], n: int) -> None:
+def _write_corruption_folder(out: Path, corruption: str, results: Any, labels: np.ndarray, stems: list[str],
+                             label_names: list[str], bar: Any) -> None:
+    """``out/<corruption>/<severity>/<class>/<stem>.JPEG``; the corruption's folder is renamed into place when done."""
     tmp = out / f".{corruption}.partial-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
     for s in SEVERITIES:
-        block = result[(s - 1) * n:s * n]
-        _write_folder(tmp / str(s), block, labels, stems, label_names)
+        (tmp / str(s)).mkdir(parents=True)
+    for (s, i), chunk in results:
+        for k, img in enumerate(chunk):
+            d = tmp / str(s) / label_names[int(labels[i + k])]
+            d.mkdir(exist_ok=True)
+            _save_jpeg(img, d / f"{stems[i + k]}.JPEG")
+        bar.update(len(chunk))
     final = out / corruption
     if final.exists():
         shutil.rmtree(final)
