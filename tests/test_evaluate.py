@@ -377,8 +377,8 @@ def test_folder_benchmark_with_clean_set(tmp_path):
             Image.new("RGB", (16, 16), (s, 0, 0)).save(d / "a.JPEG")
     for w in wnids:
         (tmp_path / "val" / w).mkdir(parents=True)
-        for i in range(2):
-            Image.new("RGB", (16, 16)).save(tmp_path / "val" / w / f"{i}.JPEG")
+        for i, size in enumerate(((300, 400), (500, 333))):  # validation images of any size
+            Image.new("RGB", size).save(tmp_path / "val" / w / f"{i}.JPEG")
     model = Constant(num_classes=1000)
     bench = load_benchmark("imagenet-c", data_dir=str(tmp_path / "inc"), clean=str(tmp_path / "val"), model=model)
     clean = bench.clean
@@ -390,6 +390,7 @@ def test_folder_benchmark_with_clean_set(tmp_path):
     assert report["clean_error"] == 50.0 and report["per_corruption"] == {"zoom_blur": 50.0}
     assert report["mce"] == pytest.approx(100 * 0.5 / np.mean([0.70008, 0.76992, 0.80784, 0.84198, 0.87198]), abs=1e-3)
     assert set(report["summary"]["relative_mce"]) == {"per_severity", "once"}
+    assert report["protocol"]["clean_preprocessing"].startswith("Resize(256) + CenterCrop(224)")
 
 
 def test_cli_named_benchmark_with_clean_dataset(tmp_path, real_images, capsys):

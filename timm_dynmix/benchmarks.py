@@ -131,6 +131,7 @@ class Cell:
     corruption: str
     severity: int
     source: Any
+    resize_crop: bool = False  # apply Resize(256) + CenterCrop(224) (clean ImageNet validation images)
 
     @property
     def is_clean(self) -> bool:

@@ -163,7 +163,7 @@ class _CellImages(torch.utils.data.Dataset):
         src = self.cells[k].source
         j = index - int(self.offsets[k])
         img = torch.from_numpy(np.ascontiguousarray(src.image(j))).permute(2, 0, 1)
-        if self.resize_crop:
+        if self.resize_crop or self.cells[k].resize_crop:
             img = _resize_crop(img)
         return img, src.label(j), index
 
@@ -267,18 +267,26 @@ def evaluate_corruptions(model: torch.nn.Module, benchmark: CorruptionBenchmark,
     accelerator = accelerator or _accelerator(device)
     model = model.eval().to(accelerator.device)
     _check_classes(model, benchmark.cells)
-    dataset = _CellImages(benchmark.cells, resize_256_crop_224)
     workers = _workers(num_workers, benchmark.layout == "folder")
     start = time.perf_counter()
-    raw = _run(model, dataset, accelerator=accelerator, batch_size=batch_size, num_workers=workers,
-               progress=progress, desc=benchmark.name)
-    cells = []
-    for k, cell in enumerate(benchmark.cells):
-        sl = slice(int(dataset.offsets[k]), int(dataset.offsets[k + 1]))
-        cells.append(CellPredictions(cell.corruption, cell.severity, raw["pred"][sl].astype(np.int64),
-                                     raw["conf"][sl].astype(np.float64), raw["label"][sl].astype(np.int64)))
+    # the clean set and the corrupted cells run as separate passes: their images may differ in size (a clean
+    # validation set resized on the fly), and batches never mix the two
+    groups = [[c for c in benchmark.cells if c.is_clean], [c for c in benchmark.cells if not c.is_clean]]
+    predictions: dict[int, CellPredictions] = {}
+    total = 0
+    for group in (g for g in groups if g):
+        dataset = _CellImages(group, resize_256_crop_224)
+        total += len(dataset)
+        raw = _run(model, dataset, accelerator=accelerator, batch_size=batch_size, num_workers=workers,
+                   progress=progress, desc="clean" if group[0].is_clean else benchmark.name)
+        for k, cell in enumerate(group):
+            sl = slice(int(dataset.offsets[k]), int(dataset.offsets[k + 1]))
+            predictions[id(cell)] = CellPredictions(cell.corruption, cell.severity, raw["pred"][sl].astype(np.int64),
+                                                    raw["conf"][sl].astype(np.float64),
+                                                    raw["label"][sl].astype(np.int64))
+    cells = [predictions[id(c)] for c in benchmark.cells]
     info = {"world_size": accelerator.num_processes, "device": accelerator.device.type,
-            "batch_size": batch_size, "elapsed_s": time.perf_counter() - start, "num_images": len(dataset),
+            "batch_size": batch_size, "elapsed_s": time.perf_counter() - start, "num_images": total,
             "is_main_process": accelerator.is_main_process}
     return CorruptionResult(benchmark, cells, info)
 
@@ -394,6 +402,9 @@ def load_benchmark(benchmark: str, *, data_dir: str | None = None, clean: str | 
         if bench.clean is not None:
             raise ValueError(f"{root} already holds its clean images; drop --clean")
         cell, _ = _clean_cell(clean, clean_data_dir, max_per_cell, seed, bench.class_to_index)
+        if bench.layout == "folder":  # validation images of any size: the crop the -C images were made from
+            cell.resize_crop = True
+            bench.info["clean_preprocessing"] = "Resize(256) + CenterCrop(224) of the clean images (--clean)"
         bench.cells.insert(0, cell)
     return bench
 

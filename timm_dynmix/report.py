@@ -86,8 +86,8 @@ def _versions() -> dict[str, str]:
 def _dataset_block(bench: Any, name: str, manifest: Mapping[str, Any]) -> dict[str, Any]:
     if manifest:
         src = Path(str(manifest.get("source", "images")).split(" (")[0]).name or "images"
-        return {"name": f"{src}-C regenerated with timm-dynmix make-c ({manifest.get('params')} parameters, "
-                        f"{manifest.get('num_images')} images per cell)",
+        return {"name": f"{src}-C regenerated ({manifest.get('params')} parameters, {manifest.get('num_images')} "
+                        f"images per cell)",
                 "type": "make-c", "split": manifest.get("split")}
     return {"name": _DISPLAY.get(name, name), "type": name, "split": "test" if name.startswith("cifar") else None}
 
@@ -182,6 +182,8 @@ def build_report(result: Any, model: Any = None, *, meta: Mapping[str, Any] | No
         "extra_corruptions": "reported separately, never averaged into the benchmark numbers",
         "subset": _subset_text(meta, manifest),
     }
+    if bench.info.get("clean_preprocessing"):
+        report["protocol"]["clean_preprocessing"] = bench.info["clean_preprocessing"]
     report["model"] = _model_info(model, meta)
     report["run"] = {k: v for k, v in result.info.items() if k != "is_main_process"} | {"versions": _versions()}
     return report
