@@ -412,6 +412,7 @@ def test_cli_named_benchmark_with_clean_dataset(tmp_path, real_images, capsys):
     assert "corruption frost not found in" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_errors_inside_data_loading_are_one_line(tmp_path):
     from PIL import Image
 
@@ -432,3 +433,28 @@ def test_errors_inside_data_loading_are_one_line(tmp_path):
         with pytest.raises(ValueError, match=r"^cannot decode .*x.png: cannot identify image file") as info:
             evaluate_corruptions(Constant(), bench, batch_size=1, num_workers=workers, progress=False)
         assert "Traceback" not in str(info.value)
+
+
+def test_imagenet_3dcc_uses_its_own_corruptions_and_baseline(tmp_path):
+    from PIL import Image
+
+    from timm_dynmix.evaluate import load_benchmark
+    from timm_dynmix.metrics import ALEXNET_3DCC_ERRORS
+
+    for c in ("near_focus", "fog_3d", "fog"):
+        for s in range(1, 6):
+            for w in ("n01440764", "n01443537"):
+                d = tmp_path / "3dcc" / c / str(s) / w
+                d.mkdir(parents=True)
+                Image.new("RGB", (16, 16)).save(d / "a.JPEG")
+    model = Constant(num_classes=1000)
+    bench = load_benchmark("imagenet-3dcc", data_dir=str(tmp_path / "3dcc"), model=model)
+    result = evaluate_corruptions(model, bench, num_workers=0, progress=False)
+    report = build_report(result, model, meta={"name": "imagenet-3dcc"})
+    assert list(report["per_corruption"]) == ["near_focus", "fog_3d"] and list(report["extra_corruptions"]) == ["fog"]
+    expected = 100 * np.mean([0.5 / ALEXNET_3DCC_ERRORS["near_focus"], 0.5 / ALEXNET_3DCC_ERRORS["fog_3d"]])
+    assert report["mce"] == pytest.approx(expected, abs=1e-3) and "RobustBench" in report["summary"]["mce_baseline"]
+    # a user baseline replaces it
+    custom = build_report(result, model, meta={"name": "imagenet-3dcc"}, baseline={"near_focus": 0.5,
+                                                                                 "fog_3d": [0.25] * 5})
+    assert custom["mce"] == pytest.approx(100 * (1.0 + 2.0) / 2, abs=1e-3)
