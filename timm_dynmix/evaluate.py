@@ -479,8 +479,10 @@ def run(args: argparse.Namespace) -> int:
         text = rep.compare_reports(args.compare)
         print(text)
         if args.out:
+            from timm_dynmix.fileio import atomic_write_bytes
+
             Path(args.out).mkdir(parents=True, exist_ok=True)
-            (Path(args.out) / "compare.md").write_text(text + "\n", encoding="utf-8")
+            atomic_write_bytes(Path(args.out) / "compare.md", (text + "\n").encode("utf-8"))
         return 0
     if not args.model or not args.benchmark or not args.out:
         raise ValueError("eval needs --model, --benchmark and --out (or --compare REPORT_DIR ...)")

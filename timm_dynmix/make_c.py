@@ -26,6 +26,7 @@ corruptions already complete. A rerun with different settings into the same fold
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import os
@@ -41,6 +42,7 @@ import numpy as np
 
 from timm_dynmix.benchmarks import MANIFEST_NAME, subset_indices
 from timm_dynmix.corruptions import ALL_CORRUPTIONS, PARAMS, corrupt
+from timm_dynmix.fileio import atomic_write_bytes, atomic_write_json, fsync_dir, fsync_tree, replace_dir
 
 __all__ = ["make_c", "load_split", "add_arguments", "run", "SEVERITIES"]
 
@@ -106,9 +108,7 @@ def _names(ds: Any, image_column: str, rows: np.ndarray) -> list[str]:
 
 
 def _write_manifest(out: Path, manifest: dict[str, Any]) -> None:
-    tmp = out / f".{MANIFEST_NAME}.tmp-{os.getpid()}"
-    tmp.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-    os.replace(tmp, out / MANIFEST_NAME)
+    atomic_write_json(out / MANIFEST_NAME, manifest)
 
 
 def _save_jpeg(arr: np.ndarray, path: Path) -> None:
@@ -282,18 +282,17 @@ def _decode_clean(decoded: Any, rows: np.ndarray, crop: int | None, shape: tuple
 
 
 def _fsync_replace(tmp: Path, path: Path) -> None:
+    """fsync a finished temporary file, rename it to ``path`` and flush the directory entry."""
     with open(tmp, "rb+") as f:
         os.fsync(f.fileno())
     os.replace(tmp, path)
+    fsync_dir(path.parent)
 
 
 def _atomic_npy(path: Path, arr: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        np.save(f, arr, allow_pickle=False)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=False)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def _write_npy_corruption(path: Path, results: Any, n: int, shape: tuple[int, ...], bar: Any) -> None:
@@ -319,9 +318,9 @@ def _write_tree(folder: Path, chunks: Any, labels: np.ndarray, stems: list[str],
             d = tmp / label_names[int(labels[start + k])]
             d.mkdir(exist_ok=True)
             _save_jpeg(np.asarray(img), d / f"{stems[start + k]}.JPEG")
-    if folder.exists():
-        shutil.rmtree(folder)
-    os.replace(tmp, folder)
+    fsync_tree(tmp)
+    replace_dir(tmp, folder)
+    fsync_dir(folder.parent)
 
 
 def _write_corruption_folder(out: Path, corruption: str, results: Any, labels: np.ndarray, stems: list[str],
@@ -338,10 +337,9 @@ def _write_corruption_folder(out: Path, corruption: str, results: Any, labels: n
             d.mkdir(exist_ok=True)
             _save_jpeg(img, d / f"{stems[i + k]}.JPEG")
         bar.update(len(chunk))
-    final = out / corruption
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    fsync_tree(tmp)
+    replace_dir(tmp, out / corruption)
+    fsync_dir(out)
 
 
 def _complete(out: Path, corruption: str, layout: str, n: int, shape: tuple[int, ...], manifest: dict) -> bool:

@@ -23,6 +23,7 @@ baseline) and ``clean_error`` on the first frames.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -34,6 +35,7 @@ import numpy as np
 
 from timm_dynmix import metrics as M
 from timm_dynmix.benchmarks import benchmark_corruption_lists, group_of
+from timm_dynmix.fileio import atomic_write_bytes
 
 __all__ = ["build_report", "write_report", "compare_reports", "REPORT_JSON", "REPORT_MD", "CELLS_CSV"]
 
@@ -412,12 +414,6 @@ def _plots(report: dict[str, Any], folder: Path) -> list[str]:
     return written
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def write_report(report: dict[str, Any], folder: str | os.PathLike, plots: bool = True) -> Path:
     """Write ``report.json``, ``report.md``, ``cells.csv`` (for -C) and ``plots/*.png`` into ``folder``."""
     folder = Path(folder)
@@ -425,15 +421,14 @@ def write_report(report: dict[str, Any], folder: str | os.PathLike, plots: bool 
     report["plots"] = _plots(report, folder) if plots else []
     if report.get("cells"):
         keys = ["corruption", "severity", "group", "n", "error", "rms_calibration_error", "ece", "mean_confidence"]
-        tmp = folder / f".{CELLS_CSV}.tmp-{os.getpid()}"
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            w = csv.DictWriter(f, fieldnames=keys)
-            w.writeheader()
-            for row in report["cells"]:
-                w.writerow({k: row.get(k) for k in keys})
-        os.replace(tmp, folder / CELLS_CSV)
-    _write_atomic(folder / REPORT_JSON, json.dumps(report, indent=2, allow_nan=False))
-    _write_atomic(folder / REPORT_MD, _markdown(report))
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
+        w.writeheader()
+        for row in report["cells"]:
+            w.writerow({k: row.get(k) for k in keys})
+        atomic_write_bytes(folder / CELLS_CSV, buf.getvalue().encode("utf-8"))
+    atomic_write_bytes(folder / REPORT_JSON, json.dumps(report, indent=2, allow_nan=False).encode("utf-8"))
+    atomic_write_bytes(folder / REPORT_MD, _markdown(report).encode("utf-8"))
     return folder
 
 
