@@ -328,11 +328,12 @@ def shot_noise(img, c, rngs, table):
 
 
 def impulse_noise(img, c, rngs, table):
-    """Salt-and-pepper noise on a fraction ``c`` of the values (scikit-image's ``random_noise``)."""
-    from skimage.util import random_noise
-
-    x = _unit(img).astype(np.float64)
-    return np.clip(np.stack([random_noise(x[i], mode="s&p", amount=c, rng=g) for i, g in enumerate(rngs)]), 0, 1) * 255
+    """Salt-and-pepper noise: each value (pixel and channel) is replaced with probability ``c``, by 1 or 0 with equal
+    probability (scikit-image's ``random_noise(mode="s&p", amount=c)``)."""
+    x = _unit(img)
+    flip = _stack(rngs, lambda g: g.random((2, *img.shape[1:])))  # (N, 2, H, W, C): flip?, salt?
+    hit, salt = flip[:, 0] <= c, flip[:, 1] <= 0.5
+    return np.where(hit, salt.astype(np.float32), x) * 255
 
 
 def speckle_noise(img, c, rngs, table):
