@@ -306,7 +306,9 @@ def _recipe(results: Mapping[str, Any], aug: dict[str, Any] | None, jsd: dict[st
 
 
 _METRIC_LABELS = {"clean_top1": "Clean top-1 accuracy (%)", "clean_top5": "Clean top-5 accuracy (%)",
-                  "train_loss": "Final training loss", "clean_loss": "Clean test loss"}
+                  "train_loss": "Final training loss", "clean_loss": "Clean test loss",
+                  "lr": "Final learning rate", "samples_per_s": "Training images/s (last epoch)",
+                  "epoch_time_s": "Last epoch time (s)", "eval_samples": "Test images"}
 
 
 def _metrics(results: Mapping[str, Any]) -> list:

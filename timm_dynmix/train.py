@@ -651,7 +651,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         loss_count = 0
         epoch_start = time.time()
         progress = tqdm(total=steps_per_epoch, initial=start_batch, desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                        disable=not accelerator.is_local_main_process, leave=False)
+                        disable=None if accelerator.is_local_main_process else True,  # None: on terminals only
+                        leave=False)
         step_in_epoch = first_batch = start_batch
         for x, y in batches:
             x, y = x.to(accelerator.device, non_blocking=True), y.to(accelerator.device, non_blocking=True)
