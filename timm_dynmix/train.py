@@ -31,10 +31,11 @@ import numpy as np
 import torch
 import yaml
 from torch import nn
+from torchvision import transforms
 
 from timm_dynmix.config import parse_config
 from timm_dynmix.data import DynMixDataset, collate_splits, create_transform, is_dynmix
-from timm_dynmix.fileio import atomic_write_json, fsync_dir
+from timm_dynmix.fileio import atomic_write_bytes, atomic_write_json, fsync_dir
 from timm_dynmix.image_data import DecodedImageDataset, DecodedIterableDataset, ImageData, load_image_data
 from timm_dynmix.loss import JsdLoss
 from timm_dynmix.rng import derive_seed
@@ -536,20 +537,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     model, pcfg = create_train_model(cfg, data, cfg.input_size)
     size = pcfg["input_size"][-1]
     mean, std = tuple(pcfg["mean"]), tuple(pcfg["std"])
-    loader_aug = None if (cfg.aug_device == "model" or cfg.aug_name in ("none", "mixup", "cutmix")) else cfg.aug_string
-    if cfg.has_views and not cfg.use_jsd and loader_aug is not None and cfg.aug_name == "dynmix":
-        # single mixed view per image, trained with CE (the paper's "no JSD" ablation)
-        base, dyn, final = create_transform(size, is_training=True, aug=loader_aug, mean=mean, std=std,
-                                            crop_padding=cfg.crop_padding, separate=True)
-        from torchvision import transforms as T
-        train_tf: Any = T.Compose([base, dyn, final])
-    elif cfg.has_views and cfg.use_jsd and cfg.aug_name == "augmix":
-        train_tf = create_transform(size, is_training=True, aug=loader_aug, mean=mean, std=std,
-                                    crop_padding=cfg.crop_padding, separate=True)
-    else:
-        train_tf = create_transform(size, is_training=True, aug=loader_aug, mean=mean, std=std,
-                                    crop_padding=cfg.crop_padding, num_mixes=cfg.mixes if cfg.has_views else None,
-                                    normalize=cfg.aug_device != "model")
+    train_tf, loader_views = _train_transform(cfg, size, mean, std)
     num_splits = 1 + cfg.mixes if (cfg.use_jsd and cfg.has_views) else 1
     eval_tf = create_transform(size, is_training=False, mean=mean, std=std)
 
@@ -566,7 +554,6 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         train_ds = DynMixDataset(decoded_train, train_tf, num_splits=num_splits, seed=cfg.seed)
         sampler = EpochShardSampler(len(train_ds), cfg.batch_size, cfg.seed, rank, world)
     workers = cfg.num_workers if cfg.num_workers is not None else min(4, max(1, _cpu_count() // world - 1))
-    loader_views = num_splits if cfg.aug_device == "loader" else 1
     collate = collate_splits if loader_views > 1 else None
     train_dl = torch.utils.data.DataLoader(train_ds, batch_size=cfg.batch_size, sampler=sampler, num_workers=workers,
                                            collate_fn=collate, drop_last=True, pin_memory=has_accelerator)
@@ -628,9 +615,12 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             epoch, start_batch = epoch + 1, 0
         logger.info("resuming from %s: epoch %d, batch %d, step %d", resume_from.name, epoch, start_batch, global_step)
 
+    if resume_from is None and find_latest_checkpoint(output_dir) is not None:
+        logger.warning("%s holds checkpoints of an earlier run; this run starts from scratch and replaces them "
+                       "(use --resume latest to continue that run instead)", output_dir)
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
-        (output_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
+        atomic_write_bytes(output_dir / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode())
     if cfg.report_to:
         accelerator.init_trackers(output_dir.name, config={k: v for k, v in cfg.to_dict().items()
                                                           if isinstance(v, (int, float, str, bool))})
@@ -749,6 +739,28 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     if cfg.report_to:
         accelerator.end_training()
     return results
+
+
+def _train_transform(cfg: TrainConfig, size: int, mean: Sequence[float], std: Sequence[float]) -> tuple[Any, int]:
+    """The training transform and the number of views each loader item holds.
+
+    DynMix or AugMix with JSD: clean + ``mixes`` views of one crop (split-major after ``collate_splits``). Without
+    JSD: one augmented view trained with cross entropy (the paper's "no JSD" ablation for DynMix). With
+    ``aug_device == "model"``: uint8 crops only; the step makes the views. Mixup/CutMix act in the step too.
+    """
+    common = {"is_training": True, "mean": mean, "std": std, "crop_padding": cfg.crop_padding}
+    if cfg.aug_device == "model":
+        return create_transform(size, aug=None, normalize=False, **common), 1
+    if cfg.aug_name in ("none", "mixup", "cutmix"):
+        return create_transform(size, aug=None, **common), 1
+    if not (cfg.has_views and cfg.use_jsd):
+        if cfg.aug_name == "dynmix":  # DynMixViews always makes the clean view too: compose the stages instead
+            base, dynmix, final = create_transform(size, aug=cfg.aug_string, separate=True, **common)
+            return transforms.Compose([base, dynmix, final]), 1
+        return create_transform(size, aug=cfg.aug_string, **common), 1
+    if cfg.aug_name == "augmix":  # timm's AugMix stages, applied per view by DynMixDataset
+        return create_transform(size, aug=cfg.aug_string, separate=True, **common), 1 + cfg.mixes
+    return create_transform(size, aug=cfg.aug_string, num_mixes=cfg.mixes, **common), 1 + cfg.mixes
 
 
 def _state(cfg: TrainConfig, epoch: int, step_in_epoch: int, global_step: int, world: int,
