@@ -1,9 +1,12 @@
+import math
+
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from timm.loss import JsdCrossEntropy, SoftTargetCrossEntropy
 
-from timm_dynmix import JsdLoss, js_divergence
+from timm_dynmix import JsdLoss, TimmJsdCrossEntropy, js_divergence
 
 
 def reference_jsd_loss(logits, target, num_splits, weight):
@@ -16,6 +19,13 @@ def reference_jsd_loss(logits, target, num_splits, weight):
     m = p.mean(0)
     kl = (p * (p.clamp_min(1e-300).log() - m.log())).sum(-1).mean(-1)  # per split, batch mean
     return ce + weight * kl.mean()
+
+
+def reference_js64(logits, num_splits):
+    """Float64 JS divergence in log space (log M by logsumexp): finite for any finite logits, differentiable."""
+    logp = F.log_softmax(logits.double().view(num_splits, logits.shape[0] // num_splits, -1), dim=-1)
+    log_m = torch.logsumexp(logp, dim=0) - math.log(num_splits)
+    return (logp.exp() * (logp - log_m)).sum(-1).mean(-1).mean()
 
 
 def test_identical_splits_give_exactly_the_base_loss():
@@ -41,9 +51,29 @@ def test_matches_timm_and_float64(num_splits):
     torch.testing.assert_close(JsdLoss(num_splits=num_splits)(logits, target[:16]), ours)
 
 
+@pytest.mark.parametrize("num_splits", [2, 3])
+@pytest.mark.parametrize("smoothing", [0.0, 0.1, 0.3])
+def test_label_smoothing_matches_reference(num_splits, smoothing):
+    """CE with label smoothing on the clean split (torch's definition) + weight * float64 JS."""
+    torch.manual_seed(10 * num_splits + int(10 * smoothing))
+    batch, classes = 8, 7
+    logits = torch.randn(num_splits * batch, classes) * 4
+    labels = torch.randint(0, classes, (batch,))
+    ref = (F.cross_entropy(logits[:batch].double(), labels, label_smoothing=smoothing)
+           + 5.0 * reference_js64(logits, num_splits))
+    for target in (labels, labels.repeat(num_splits)):
+        ours = JsdLoss(num_splits=num_splits, weight=5.0, smoothing=smoothing)(logits, target)
+        torch.testing.assert_close(ours.double(), ref, atol=1e-5, rtol=1e-5)
+    # the timm-signature class with its smoothing argument: same reference (weight 12)
+    ref12 = (F.cross_entropy(logits[:batch].double(), labels, label_smoothing=smoothing)
+             + 12.0 * reference_js64(logits, num_splits))
+    timm_sig = TimmJsdCrossEntropy(num_splits=num_splits, alpha=12, smoothing=smoothing or None)
+    torch.testing.assert_close(timm_sig(logits, labels).double(), ref12, atol=1e-5, rtol=1e-5)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
 def test_extreme_logits_stay_finite(dtype):
-    """Logit gaps of 1e4: our loss and gradients are finite and match float64; timm's clamp-then-log is not."""
+    """Logit gaps of 1e4: our loss and gradients are finite and match a float64 log-space reference."""
     torch.manual_seed(0)
     base = torch.randn(3, 4, 5)
     base[0, :, 0] += 1e4  # clean split: one class dominates completely
@@ -55,41 +85,112 @@ def test_extreme_logits_stay_finite(dtype):
     assert torch.isfinite(loss) and torch.isfinite(logits.grad.float()).all()
     ref = reference_jsd_loss(logits.detach().double(), target, 3, 12.0)
     torch.testing.assert_close(loss.double(), ref, rtol=1e-4, atol=1e-3)
+    x64 = logits.detach().double().requires_grad_(True)
+    (F.cross_entropy(x64[:4], target) + 12.0 * reference_js64(x64, 3)).backward()
+    torch.testing.assert_close(logits.grad.double(), x64.grad, rtol=1e-2, atol=1e-3)
 
 
-def test_timm_clamp_gives_nan_gradients_where_we_do_not():
+def test_finite_gradients_where_clamp_then_log_underflows():
+    """Softmax underflow to exact 0: our gradients are finite and equal the float64 log-space ones.
+
+    For comparison (recorded, not asserted: it is timm's behaviour, not ours): on these logits timm 1.0.31's
+    ``JsdCrossEntropy(num_splits=3, alpha=12, smoothing=0)``, which takes ``log(clamp(M, 1e-7, 1))``, returns a
+    finite loss (7.638) but NaN gradients for every logit.
+    """
     logits = torch.tensor([[1e4, 0.0], [0.0, 1e4], [0.0, 1e4]], requires_grad=True)
     target = torch.tensor([0])
-    timm_loss = JsdCrossEntropy(num_splits=3, alpha=12, smoothing=0)(logits, target)
-    timm_loss.backward()
-    timm_bad = not torch.isfinite(logits.grad).all()
-    logits.grad = None
-    JsdLoss(num_splits=3)(logits, target).backward()
-    assert torch.isfinite(logits.grad).all()
-    assert timm_bad  # documents why JsdLoss exists; if timm fixes it, this assertion tells us
+    loss = JsdLoss(num_splits=3)(logits, target)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(logits.grad).all()
+    x64 = logits.detach().double().requires_grad_(True)
+    ref = F.cross_entropy(x64[:1], target) + 12.0 * reference_js64(x64, 3)
+    ref.backward()
+    torch.testing.assert_close(loss.double(), ref, rtol=1e-6, atol=1e-5)
+    torch.testing.assert_close(logits.grad.double(), x64.grad, rtol=1e-5, atol=1e-6)
 
 
-def test_soft_targets_and_smoothing():
+def test_soft_targets():
     torch.manual_seed(0)
     logits = torch.randn(12, 5)
     soft = torch.softmax(torch.randn(4, 5), -1)
     loss = JsdLoss(num_splits=3, base_loss=SoftTargetCrossEntropy())(logits, soft.repeat(3, 1))
     expected = SoftTargetCrossEntropy()(logits[:4], soft) + 12 * js_divergence(logits.view(3, 4, 5))
     torch.testing.assert_close(loss, expected)
-    smooth = JsdLoss(num_splits=3, smoothing=0.1)(logits, torch.arange(4))
-    assert smooth > JsdLoss(num_splits=3)(logits, torch.arange(4)) - 1  # runs, finite
-    assert torch.isfinite(smooth)
+    once = JsdLoss(num_splits=3, base_loss=SoftTargetCrossEntropy())(logits, soft)
+    torch.testing.assert_close(once, expected)
+
+
+@pytest.mark.parametrize("true_splits, given_splits, batch", [(3, 2, 4), (2, 3, 6), (2, 4, 6), (4, 3, 3), (3, 6, 4)])
+def test_wrong_num_splits_is_detected_when_the_batch_divides(true_splits, given_splits, batch):
+    """Targets repeated per split (as collate_splits lays them out) expose a num_splits that contradicts them."""
+    torch.manual_seed(batch)
+    logits = torch.randn(true_splits * batch, 5)
+    labels = torch.randperm(5)[:batch] if batch <= 5 else torch.arange(batch) % 5
+    loss = JsdLoss(num_splits=given_splits)
+    match = rf"target is not repeated per split for num_splits={given_splits}: .* split-major"
+    with pytest.raises(ValueError, match=match):
+        loss(logits, labels.repeat(true_splits))
+    soft = F.one_hot(labels, 5).float() * 0.9 + 0.02
+    with pytest.raises(ValueError, match=match):
+        JsdLoss(num_splits=given_splits, base_loss=SoftTargetCrossEntropy())(logits, soft.repeat(true_splits, 1))
+    # labels given once: a wrong num_splits is a row-count mismatch
+    with pytest.raises(ValueError, match=rf"does num_splits={given_splits} match the number of views per image"):
+        loss(logits, labels)
+    JsdLoss(num_splits=true_splits)(logits, labels.repeat(true_splits))  # the right value is accepted
+
+
+def test_targets_that_differ_between_splits_are_rejected():
+    torch.manual_seed(0)
+    logits = torch.randn(12, 5)
+    labels = torch.tensor([0, 1, 2, 3])
+    with pytest.raises(ValueError, match=r"target\[:4\] == target\[4:8\] == \.\.\."):
+        JsdLoss(num_splits=3)(logits, torch.cat([labels, labels, labels.flip(0)]))
+    soft = torch.softmax(torch.randn(4, 5), -1)
+    with pytest.raises(ValueError, match="not repeated per split for num_splits=3"):
+        JsdLoss(num_splits=3, base_loss=SoftTargetCrossEntropy())(logits, torch.cat([soft, soft, soft * 0.5]))
+
+
+def test_numpy_numbers_are_accepted():
+    torch.manual_seed(0)
+    logits = torch.randn(12, 5)
+    target = torch.tensor([0, 1, 2, 3]).repeat(3)
+    loss = JsdLoss(num_splits=np.int64(3), weight=np.float32(12), smoothing=np.float64(0.1))
+    assert type(loss.num_splits) is int and loss.num_splits == 3
+    assert type(loss.weight) is float and type(loss.smoothing) is float
+    torch.testing.assert_close(loss(logits, target), JsdLoss(num_splits=3, weight=12.0, smoothing=0.1)(logits, target))
 
 
 @pytest.mark.parametrize("kwargs, match", [
     ({"num_splits": 1}, "num_splits must be an integer >= 2"),
+    ({"num_splits": np.int64(1)}, "num_splits must be an integer >= 2"),
     ({"weight": -1.0}, "weight must be a finite number >= 0"),
-    ({"smoothing": 1.0}, r"smoothing must be in \[0, 1\)"),
+    ({"weight": float("nan")}, "weight must be a finite number >= 0"),
+    ({"smoothing": 1.0}, r"smoothing must be in \[0, 1\), got 1.0"),
+    ({"smoothing": float("nan")}, r"smoothing must be in \[0, 1\)"),
     ({"smoothing": 0.1, "base_loss": SoftTargetCrossEntropy()}, "give it to your base_loss"),
 ])
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         JsdLoss(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"smoothing": None}, r"smoothing must be a number in \[0, 1\) \(0.0 for none\), got None \(NoneType\)"),
+    ({"smoothing": True}, r"smoothing must be a number in \[0, 1\) .*got True \(bool\)"),
+    ({"num_splits": 3.0}, r"num_splits must be an integer >= 2 .*got 3.0 \(float\)"),
+    ({"num_splits": "3"}, r"num_splits must be an integer >= 2 .*got '3' \(str\)"),
+    ({"num_splits": True}, r"num_splits must be an integer >= 2 .*got True \(bool\)"),
+    ({"weight": "12"}, r"weight must be a finite number >= 0, got '12' \(str\)"),
+    ({"weight": None}, r"weight must be a finite number >= 0, got None \(NoneType\)"),
+    ({"base_loss": "ce"}, "base_loss must be callable, got str"),
+])
+def test_wrong_argument_types(kwargs, match):
+    with pytest.raises(TypeError, match=match):
+        JsdLoss(**kwargs)
+
+
+def test_timm_signature_takes_none_smoothing():
+    assert TimmJsdCrossEntropy(smoothing=None).smoothing == 0.0
 
 
 def test_bad_batches():
@@ -98,5 +199,11 @@ def test_bad_batches():
         loss(torch.randn(10, 4), torch.zeros(10, dtype=torch.long))
     with pytest.raises(ValueError, match=r"target has 5 rows; expected 4 .* or 12"):
         loss(torch.randn(12, 4), torch.zeros(5, dtype=torch.long))
-    with pytest.raises(ValueError, match="shape"):
+    with pytest.raises(ValueError, match=r"logits of shape .*got \(12,\)"):
         loss(torch.randn(12), torch.zeros(4, dtype=torch.long))
+    with pytest.raises(ValueError, match="0-d tensor"):
+        loss(torch.randn(12, 4), torch.tensor(1))
+    with pytest.raises(TypeError, match=r"target as a torch.Tensor .*got list; convert it with torch.as_tensor"):
+        loss(torch.randn(12, 4), [0, 1, 2, 3])
+    with pytest.raises(TypeError, match=r"logits as a torch.Tensor .*got list"):
+        loss([[0.0] * 4] * 12, torch.zeros(4, dtype=torch.long))

@@ -15,6 +15,7 @@ and identical splits give a consistency term of exactly zero.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 
 import torch
@@ -47,49 +48,106 @@ class JsdLoss(nn.Module):
     """Jensen-Shannon consistency loss for split batches (clean + augmented views).
 
     Args:
-        num_splits: Number of splits in a batch (clean + mixed views), >= 2.
-        weight: Weight (lambda) of the consistency term; 12 as in AugMix and the DynMix paper.
+        num_splits: Number of splits in a batch (clean + mixed views), an integer >= 2 (Python or NumPy).
+        weight: Weight (lambda) of the consistency term, >= 0. The default 12 is AugMix's value; the DynMix paper
+            gives none.
         base_loss: Loss on the clean split, ``base_loss(logits, target)``; any callable, e.g. timm's
             ``SoftTargetCrossEntropy``. Defaults to cross entropy with ``smoothing``.
-        smoothing: Label smoothing of the default cross entropy (must be 0 with a custom ``base_loss``).
+        smoothing: Label smoothing of the default cross entropy, a number in [0, 1) (must be 0 with a custom
+            ``base_loss``).
+
+    Raises:
+        TypeError: If an argument has the wrong type (e.g. ``smoothing=None``: use 0.0 for no smoothing).
+        ValueError: If an argument is out of range.
 
     The input is split-major (all clean, then all view 1, ...), as :func:`timm_dynmix.collate_splits` and timm's
-    ``fast_collate`` produce; the target may hold the labels once (``B``) or repeated per split (``N*B``).
+    ``fast_collate`` produce. The target (class indices of shape ``(rows,)`` or soft targets ``(rows, classes)``)
+    may hold:
+
+    * the labels repeated per split (``num_splits * B`` rows, ``y[:B] == y[B:2B] == ...``, what those collate
+      functions produce). Every call checks that repetition (one comparison on the target, so one device sync
+      when it lives on an accelerator) and raises ``ValueError`` when it fails: that is how a ``num_splits``
+      that does not match the batch's layout shows up even when the batch size happens to divide. A
+      ``num_splits`` that divides the true number of splits (2 for a 4-split batch) leaves the targets
+      consistent and cannot be detected this way;
+    * the labels once per image (``B`` rows, e.g. the Hugging Face ``Trainer`` path). Nothing is compared; a
+      wrong ``num_splits`` then always shows up as a row count that is neither ``B`` nor ``num_splits * B``.
+
+    Only the clean split's targets feed the base loss.
     """
 
     def __init__(self, num_splits: int = 3, weight: float = 12.0, base_loss: Callable | None = None,
                  smoothing: float = 0.0):
         super().__init__()
-        if isinstance(num_splits, bool) or not isinstance(num_splits, int) or num_splits < 2:
+        if isinstance(num_splits, bool) or not isinstance(num_splits, numbers.Integral):
+            raise TypeError(f"num_splits must be an integer >= 2 (clean + at least one view), got {num_splits!r} "
+                            f"({type(num_splits).__name__})")
+        if num_splits < 2:
             raise ValueError(f"num_splits must be an integer >= 2 (clean + at least one view), got {num_splits!r}")
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight < 0:
+        if isinstance(weight, bool) or not isinstance(weight, numbers.Real):
+            raise TypeError(f"weight must be a finite number >= 0, got {weight!r} ({type(weight).__name__})")
+        if not math.isfinite(weight) or weight < 0:
             raise ValueError(f"weight must be a finite number >= 0, got {weight!r}")
+        if isinstance(smoothing, bool) or not isinstance(smoothing, numbers.Real):
+            raise TypeError(f"smoothing must be a number in [0, 1) (0.0 for none), got {smoothing!r} "
+                            f"({type(smoothing).__name__})")
         if not 0.0 <= smoothing < 1.0:
             raise ValueError(f"smoothing must be in [0, 1), got {smoothing!r}")
         if base_loss is not None and smoothing:
             raise ValueError("smoothing applies to the default cross entropy; give it to your base_loss instead")
         if base_loss is not None and not callable(base_loss):
             raise TypeError(f"base_loss must be callable, got {type(base_loss).__name__}")
-        self.num_splits = num_splits
+        self.num_splits = int(num_splits)
         self.weight = float(weight)
         self.smoothing = float(smoothing)
-        self.base_loss = base_loss if base_loss is not None else nn.CrossEntropyLoss(label_smoothing=smoothing)
+        self.base_loss = base_loss if base_loss is not None else nn.CrossEntropyLoss(label_smoothing=self.smoothing)
 
     def extra_repr(self) -> str:
         return f"num_splits={self.num_splits}, weight={self.weight}, smoothing={self.smoothing}"
 
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        if not isinstance(output, torch.Tensor) or output.ndim != 2:
-            shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
-            raise ValueError(f"JsdLoss expects logits of shape (num_splits * batch, classes), got {shape}")
+        """Base loss on the clean split + ``weight`` * JS divergence of all splits.
+
+        Args:
+            output: Logits of shape ``(num_splits * B, classes)``, split-major.
+            target: Class indices ``(rows,)`` or soft targets ``(rows, classes)``, with ``rows`` either
+                ``num_splits * B`` (repeated per split) or ``B`` (once per image).
+
+        Returns:
+            The scalar loss (float32).
+
+        Raises:
+            TypeError: If ``output`` or ``target`` is not a tensor.
+            ValueError: If the shapes do not fit ``num_splits``, or repeated targets differ between splits.
+        """
+        if not isinstance(output, torch.Tensor):
+            raise TypeError(f"JsdLoss expects logits as a torch.Tensor of shape (num_splits * batch, classes), "
+                            f"got {type(output).__name__}")
+        if output.ndim != 2:
+            raise ValueError(f"JsdLoss expects logits of shape (num_splits * batch, classes), got "
+                             f"{tuple(output.shape)}")
+        if not isinstance(target, torch.Tensor):
+            raise TypeError(f"JsdLoss expects the target as a torch.Tensor (class indices or soft targets), got "
+                            f"{type(target).__name__}; convert it with torch.as_tensor")
+        if target.ndim == 0:
+            raise ValueError("JsdLoss expects a target with one row per image or per logit row, got a 0-d tensor")
+        n = self.num_splits
         total = output.shape[0]
-        if total % self.num_splits:
-            raise ValueError(f"batch of {total} logits is not divisible by num_splits={self.num_splits}")
-        split = total // self.num_splits
-        if target.shape[0] not in (split, total):
-            raise ValueError(f"target has {target.shape[0]} rows; expected {split} (one per image) or {total} "
-                             f"(repeated per split) for {total} logits in {self.num_splits} splits")
-        logits = output.reshape(self.num_splits, split, output.shape[1])
+        if total % n:
+            raise ValueError(f"batch of {total} logits is not divisible by num_splits={n}")
+        split = total // n
+        rows = target.shape[0]
+        if rows not in (split, total):
+            raise ValueError(f"target has {rows} rows; expected {split} (one per image) or {total} "
+                             f"(repeated per split) for {total} logits in {n} splits; "
+                             f"does num_splits={n} match the number of views per image?")
+        if rows == total and not torch.equal(target[:-split], target[split:]):
+            raise ValueError(f"target is not repeated per split for num_splits={n}: with {total} logits the "
+                             f"layout must be split-major (all clean images, then all view 1, ...) with "
+                             f"target[:{split}] == target[{split}:{2 * split}] == ...; check that num_splits={n} "
+                             f"is the number of views per image (clean + augmented), or pass the targets once "
+                             f"({split} rows)")
+        logits = output.reshape(n, split, output.shape[1])
         loss = self.base_loss(logits[0].float(), target[:split])
         return loss + self.weight * js_divergence(logits)
 
