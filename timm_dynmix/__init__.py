@@ -5,12 +5,21 @@ Public API::
     from timm_dynmix import DynamicMixup, DynMixConfig, JsdLoss, create_transform, DynMixDataset, collate_splits
     from timm_dynmix import create_model, save_pretrained, push_to_hub   # Hugging Face Hub
     from timm_dynmix import DynamicMixupBatch   # the same augmentation on uint8/float batches, on any device
+    from timm_dynmix import AugMix, AutoAugmentStar, RandomAutoAugmentStar   # the papers' baselines
     from timm_dynmix import corrupt, make_c, evaluate_corruptions, build_report, write_report   # robustness
 """
 
 __version__ = "0.1.0"
 
 from timm_dynmix import models  # registers the CIFAR architectures (wrn40_2, ...) in timm's registry
+from timm_dynmix.baselines import (
+    AugMix,
+    AugMixConfig,
+    AutoAugmentStar,
+    RandomAutoAugmentStar,
+    format_augmix_config,
+    parse_augmix_config,
+)
 from timm_dynmix.batched import BatchParams, DynamicMixupBatch
 from timm_dynmix.benchmarks import read_folder_c, read_npy_c, read_perturbations, subset_indices
 from timm_dynmix.card import EvalReport, load_eval_report, render_card, write_card
@@ -41,6 +50,7 @@ __all__ = [
     "DynMixConfig", "parse_config", "format_config",
     "DynamicMixup", "MixParams", "mix",
     "DynamicMixupBatch", "BatchParams",
+    "AugMix", "AugMixConfig", "parse_augmix_config", "format_augmix_config", "AutoAugmentStar", "RandomAutoAugmentStar",
     "Op", "OPS", "OP_SETS", "get_op", "resolve_ops",
     "DynMixViews", "DynMixDataset", "collate_splits", "create_transform", "is_dynmix",
     "JsdLoss", "TimmJsdCrossEntropy", "js_divergence",

@@ -225,8 +225,12 @@ def create_transform(
     * ``None``/``"none"``: ToTensor + Normalize; returns one transform.
     * ``"dynmix..."`` (or a DynMixConfig): returns a :class:`DynMixViews` (image -> ``(clean, mix_1..mix_N)``),
       or with ``separate=True`` timm's 3-stage tuple ``(base, DynamicMixup, final)`` for ``AugMixDataset``.
-    * any timm string (``rand-...``, ``augmix-...``, ``original``, ``v0``, ...): timm's own transform, applied
-      after the crop; one transform, or the 3-stage tuple with ``separate=True`` (for AugMix + JSD splits).
+    * the papers' baselines (:mod:`timm_dynmix.baselines`): ``augmix`` / ``augmix_official-...`` (the official
+      AugMix, float [0, 1] tensor output, not rounded), ``autoaugment`` (AA*: the CIFAR-10 policy for small images,
+      the ImageNet policy for large ones; or ``autoaugment-cifar10``/``-imagenet``), ``random-autoaugment``
+      (Random AA*); and any timm string (``augmix-timm`` = timm's ``augmix-m3-w3``, ``augmix-...``, ``rand-...``,
+      ``original``, ``v0``, ...): timm's own transform. Applied after the crop; one transform, or the 3-stage tuple
+      with ``separate=True`` (for AugMix + JSD splits).
 
     Eval: 64 px and smaller are resized (a no-op at the native size) and centre cropped; larger images use
     timm's eval transform (resize by ``crop_pct``, centre crop). ``normalize=False`` returns uint8 tensors
@@ -278,7 +282,12 @@ def create_transform(
         return DynMixViews(base_t, cfg, final, normalize=norm, uint8=not normalize)
     if not isinstance(aug, str):
         raise TypeError(f"aug must be a string, a DynMixConfig or None, got {type(aug).__name__}")
-    secondary = _timm_augmentation(aug, size, mean, interpolation)
+    # the papers' baselines (official AugMix: float views, not rounded, unless uint8 output is asked for; AA*,
+    # Random AA*), else timm's own augmentation
+    from timm_dynmix.baselines import create_baseline
+
+    secondary = create_baseline(aug, small, output="tensor" if normalize else "pil") \
+        or _timm_augmentation(aug, size, mean, interpolation)
     if separate:
         return base_t, secondary, final
     return transforms.Compose(base + [secondary, final])
@@ -288,6 +297,10 @@ def _timm_augmentation(aug: str, size: tuple[int, int], mean: Sequence[float], i
     """timm's own augmentation for a timm config string, with the hparams timm's train transforms use."""
     from timm.data.auto_augment import augment_and_mix_transform, auto_augment_transform, rand_augment_transform
 
+    from timm_dynmix.baselines import TIMM_AUGMIX
+
+    if aug == TIMM_AUGMIX[0]:
+        aug = TIMM_AUGMIX[1]
     hparams: dict[str, Any] = {"translate_const": int(min(size) * 0.45),
                                "img_mean": tuple(min(255, round(255 * x)) for x in mean)}
     if interpolation and interpolation != "random":
@@ -300,6 +313,7 @@ def _timm_augmentation(aug: str, size: tuple[int, int], mean: Sequence[float], i
             return augment_and_mix_transform(aug, hparams)
         return auto_augment_transform(aug, hparams)
     except (AssertionError, KeyError, ValueError) as e:
-        raise ValueError(f"unknown augmentation {aug!r}: expected 'none', 'dynmix[-...]' or a timm auto-augment "
-                         f"string ('rand-m9-mstd0.5', 'augmix-m3-w3', 'original', 'v0', ...); "
-                         f"timm said: {e!r}") from None
+        raise ValueError(f"unknown augmentation {aug!r}: expected 'none', 'dynmix[-...]', 'augmix' "
+                         f"('augmix_official-...'), 'augmix-timm', 'autoaugment[-cifar10|-imagenet]', "
+                         f"'random-autoaugment' or a timm auto-augment string ('rand-m9-mstd0.5', 'augmix-m3-w3', "
+                         f"'original', 'v0', ...); timm said: {e!r}") from None

@@ -33,6 +33,7 @@ import yaml
 from torch import nn
 from torchvision import transforms
 
+from timm_dynmix.baselines import is_aa_star, is_official_augmix, parse_augmix_config
 from timm_dynmix.config import parse_config
 from timm_dynmix.data import DynMixDataset, collate_splits, create_transform, is_dynmix
 from timm_dynmix.fileio import atomic_write_bytes, atomic_write_json, fsync_dir
@@ -45,8 +46,9 @@ __all__ = ["TrainConfig", "train", "add_arguments", "config_from_args", "load_re
 
 logger = logging.getLogger(__name__)
 
-AUG_CHOICES = ("none", "mixup", "cutmix", "autoaugment", "augmix", "dynmix")
-_TIMM_AA = {"autoaugment": "original", "augmix": "augmix-m3-w3"}
+AUG_CHOICES = ("none", "mixup", "cutmix", "autoaugment", "random-autoaugment", "augmix", "augmix-timm", "dynmix")
+_TIMM_AA = {"augmix-timm": "augmix-m3-w3"}  # our names for timm's own augmentations
+_TIMM_PREFIXES = ("rand-", "augmix-", "original", "v0")  # timm auto-augment strings (policies, RandAugment, AugMix)
 # keys that must match between a checkpoint and the run that resumes it
 _RESUME_KEYS = ("model", "dataset", "aug", "jsd", "num_mixes", "batch_size", "seed", "input_size",
                 "max_train_samples", "grad_accum_steps")
@@ -117,10 +119,17 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Refuse bad values and invalid combinations before anything is loaded or trained."""
+        if not isinstance(self.aug, str):
+            raise TypeError(f"--aug must be a string, got {self.aug!r} ({type(self.aug).__name__})")
         name = self.aug_name
-        if name not in AUG_CHOICES and not (self.aug.startswith(("rand-", "augmix-", "original", "v0"))):
+        if not (self.aug in AUG_CHOICES or is_dynmix(self.aug) or is_official_augmix(self.aug)
+                or is_aa_star(self.aug) or self.aug.startswith(_TIMM_PREFIXES)):
             raise ValueError(f"unknown --aug {self.aug!r}; choose one of {', '.join(AUG_CHOICES)}, "
-                             f"'dynmix-<config>' or a timm auto-augment string ('rand-m9-mstd0.5', 'augmix-m3-w3')")
+                             f"'dynmix-<config>', 'augmix_official-<config>', 'autoaugment-cifar10', "
+                             f"'autoaugment-imagenet' or a timm auto-augment string ('rand-m9-mstd0.5', "
+                             f"'augmix-m3-w3', 'original', 'v0')")
+        if is_official_augmix(self.aug):
+            parse_augmix_config(self.aug)  # raises ValueError with the allowed range
         if is_dynmix(self.aug):
             cfg = parse_config(self.aug)  # raises ValueError with the allowed range
             if self.num_mixes is not None and "-n" in self.aug and cfg.num_mixes != self.num_mixes:
@@ -161,12 +170,18 @@ class TrainConfig:
 
     @property
     def aug_name(self) -> str:
-        """The augmentation family: none, mixup, cutmix, autoaugment, augmix or dynmix."""
+        """The augmentation family: none, mixup, cutmix, autoaugment, random-autoaugment, augmix or dynmix.
+
+        ``augmix`` covers the official AugMix and timm's; ``autoaugment`` covers AA* and timm's policies and
+        RandAugment.
+        """
         if is_dynmix(self.aug):
             return "dynmix"
         if self.aug.startswith("augmix"):
             return "augmix"
-        if self.aug.startswith(("rand-", "original", "v0")):
+        if self.aug == "random-autoaugment":
+            return self.aug
+        if is_aa_star(self.aug) or self.aug.startswith(("rand-", "original", "v0")):
             return "autoaugment"
         return self.aug
 
@@ -186,11 +201,17 @@ class TrainConfig:
 
     @property
     def aug_string(self) -> str | None:
-        """The canonical augmentation string (dynmix config or timm policy) for the transform, or None."""
+        """The canonical augmentation string for the transform, or None.
+
+        A DynMix or official AugMix config in canonical form, ``autoaugment[-cifar10|-imagenet]`` or
+        ``random-autoaugment`` (AA*, Random AA*), or a timm string (``augmix-timm`` gives ``augmix-m3-w3``).
+        """
         name = self.aug_name
         if name == "dynmix":
             return parse_config(self.aug).replace(num_mixes=self.mixes).to_string()
-        if name in ("augmix", "autoaugment"):
+        if is_official_augmix(self.aug):
+            return parse_augmix_config(self.aug).to_string()
+        if name in ("augmix", "autoaugment", "random-autoaugment"):
             return _TIMM_AA.get(self.aug, self.aug)
         return None
 
@@ -758,7 +779,7 @@ def _train_transform(cfg: TrainConfig, size: int, mean: Sequence[float], std: Se
             base, dynmix, final = create_transform(size, aug=cfg.aug_string, separate=True, **common)
             return transforms.Compose([base, dynmix, final]), 1
         return create_transform(size, aug=cfg.aug_string, **common), 1
-    if cfg.aug_name == "augmix":  # timm's AugMix stages, applied per view by DynMixDataset
+    if cfg.aug_name == "augmix":  # AugMix stages (official: float views; or timm's), applied per view by DynMixDataset
         return create_transform(size, aug=cfg.aug_string, separate=True, **common), 1 + cfg.mixes
     return create_transform(size, aug=cfg.aug_string, num_mixes=cfg.mixes, **common), 1 + cfg.mixes
 
