@@ -169,6 +169,9 @@ def test_card_baseline_and_local_dataset():
     assert "trained **without DynMix**, with `augmix-m3-w3`" in text and "| JSD consistency loss | off |" in text
     assert "local copy `digits`" in text and "/home/someone" not in text  # never publish a local path
     assert "augmix" in card.data.tags and card.data.datasets is None
+    for aug, name in (("augmix_official-s3-w3-d0-a1", "augmix"), ("random-autoaugment", "random-autoaugment")):
+        tags = render_card(CONFIG, results={"aug": aug, "aug_name": name, "jsd": False}).data.tags
+        assert name in tags and not any(t.startswith(("augmixofficial", "random")) and t != name for t in tags)
 
 
 def test_card_mentions_import_for_timm_dynmix_architectures(monkeypatch):

@@ -335,7 +335,7 @@ def card_data(config: Mapping[str, Any], results: Mapping[str, Any] | None = Non
     aug = _aug_info(results)
     tags = list(CARD_TAGS)
     if aug and not aug["is_dynmix"]:
-        family = _slug(aug["string"].split("-")[0])
+        family = re.sub(r"[^a-z0-9-]+", "", str(results.get("aug_name") or aug["string"].split("-")[0]).lower())
         if family and family not in tags:
             tags.append(family)
     evals = []

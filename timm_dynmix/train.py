@@ -227,7 +227,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     help_text = {
         "dataset": "digits (embedded, offline), cifar10, cifar100, imagenet, a Hub repo id or a local path",
         "data_dir": "local copy of a named dataset (save_to_disk, parquet/arrow, image folder or npz)",
-        "aug": "none, mixup, cutmix, autoaugment, augmix, dynmix or dynmix-<config>",
+        "aug": "none, mixup, cutmix, autoaugment (AA*), random-autoaugment (Random AA*), augmix (the official AugMix), "
+               "augmix-timm (timm's augmix-m3-w3), dynmix or dynmix-<config>; or a timm auto-augment string",
         "jsd": "JSD consistency loss over clean + mixed views (default: on for augmix/dynmix)",
         "num_mixes": "mixed views per image for JSD (default 2; 1 = single-view ablation)",
         "aug_device": "loader (DataLoader workers) or model (DynMix inside the training step)",
