@@ -9,19 +9,22 @@ from PIL import Image
 from scipy import stats
 
 from timm_dynmix import DynamicMixup, DynamicMixupBatch, JsdLoss
-from timm_dynmix.batched import _check_generator, apply_op
-from timm_dynmix.ops import GEOMETRIC_OPS, OPS, PIXEL_OPS
+from timm_dynmix.batched import BatchParams, _apply_codes, _check_generator, apply_op
+from timm_dynmix.ops import OPS, PIXEL_OPS
 
 # parameters exercised per op (signed ones both ways; solarize/posterize over their whole range)
 PARAMS = {
     "flip_h": [0.0], "flip_v": [0.0],
     "rotate": [9.0, -4.3, 29.9, 0.7],
-    "translate_x": [3.2, -7.77, 0.5], "translate_y": [-3.2, 5.5, 1.0],
+    "translate_x": [3.0, -7.0, 1.0, 0.0, 40.0], "translate_y": [-3.0, 5.0, 1.0, -32.0],
     "shear_x": [0.09, -0.27], "shear_y": [-0.09, 0.3],
     "autocontrast": [0.0], "equalize": [0.0],
     "solarize": [180.0, 256.0, 1.0, 0.0], "posterize": [1.0, 2.0, 3.0, 4.0],
     "downscale": [0.5, 0.73, 0.85, 0.97],
 }
+
+
+EXACT_OPS = (*PIXEL_OPS, "flip_h", "flip_v", "translate_x", "translate_y")
 
 
 def to_batch(images):
@@ -49,17 +52,18 @@ def photo_crops(photo):
 
 @pytest.mark.parametrize("name", list(OPS))
 def test_op_matches_pil(real_images, photo_crops, name):
-    """uint8: pixel ops exact, geometric ops within 1 level and far under 2/255 on average; float: close too."""
+    """uint8: pixel ops and translations exact, other geometric ops within 1 level and far under 2/255 on average;
+    float: close too (translations exact)."""
     small, big = photo_crops
     for images in (real_images, small, big, [im.convert("L") for im in real_images[:8]]):
         batch = to_batch(images)
         for param in PARAMS[name]:
             if name.startswith("translate"):
-                param = param * images[0].size[0] / 32
+                param = float(round(param * images[0].size[0] / 32))
             ref = pil_reference(images, name, param)
             ours = to_arrays(apply_op(name, batch, param)).astype(np.float64)
             diff = np.abs(ours - ref)
-            if name in PIXEL_OPS:
+            if name in EXACT_OPS:
                 assert diff.max() == 0, (name, param)
             else:
                 assert diff.max() <= 1 and diff.mean() < 0.1, (name, param, diff.max(), diff.mean())
@@ -67,7 +71,9 @@ def test_op_matches_pil(real_images, photo_crops, name):
             floats = to_arrays(apply_op(name, batch.float() / 255, param).double() * 255)
             fdiff = np.abs(floats - ref)
             # float mode does not truncate to uint8 (PIL's truncation makes it 0.5 darker on average)
-            assert fdiff.mean() < (0.8 if name in GEOMETRIC_OPS else 1e-4), (name, param, fdiff.mean())
+            assert fdiff.mean() < (0.8 if name not in EXACT_OPS else 1e-4), (name, param, fdiff.mean())
+            if name.startswith("translate"):  # a move of the input's values: no float arithmetic at all
+                assert fdiff.max() < 1e-4, (name, param, fdiff.max())
 
 
 def test_histogram_ops_edge_cases():
@@ -119,6 +125,45 @@ def test_views_match_the_pil_path(real_images, config):
     diffs, fdiffs = np.stack(diffs), np.stack(fdiffs)
     assert diffs.mean() < 0.02 and np.quantile(diffs, 0.9999) <= 1, (diffs.mean(), diffs.max())
     assert fdiffs.mean() < 1.0
+
+
+def test_translations_are_whole_pixels_and_identical_to_the_pil_path(real_images):
+    """DynamicMixupBatch draws whole-pixel translations (AugMix's int(level * W/3 / 10)); views made of
+    translations and flips only are identical to the PIL path's; fractional translations are refused."""
+    batch = to_batch(real_images)
+    aug = DynamicMixupBatch("dynmix-m10-otranslate_x.translate_y.flip_h-windep")
+    params = aug.sample_params(len(real_images), (32, 32), generator=torch.Generator().manual_seed(5))
+    moves = (params.code == list(OPS).index("translate_x")) | (params.code == list(OPS).index("translate_y"))
+    assert bool((params.param[moves] == torch.trunc(params.param[moves])).all())
+    assert float(params.param.abs().max()) >= 5  # large moves are drawn at m10
+    expected = torch.floor(params.level[moves] * (32 / 3) / 10).abs()
+    torch.testing.assert_close(params.param[moves].abs(), expected, rtol=0, atol=0)
+    # the chains DynamicMixupBatch runs (slot s = (view * 2 + chain) * B + image) equal the PIL path's chains
+    chains = batch.repeat(2 * aug.num_mixes, 1, 1, 1)
+    for t in range(2):
+        chains = _apply_codes(chains, params.code[t], params.param[t], True)
+    b = len(real_images)
+    for v in range(aug.num_mixes):
+        for i, img in enumerate(real_images):
+            for c, steps in enumerate(params.mix_params(v, i).chains):
+                ref = img
+                for name, param in steps:
+                    ref = OPS[name].apply(ref, param)
+                np.testing.assert_array_equal(to_arrays(chains[(v * 2 + c) * b + i:][:1])[0], np.asarray(ref))
+    # and the views differ from the PIL path's only by the rounding of the mix
+    outs = aug.apply(batch, params)
+    pil = DynamicMixup(aug.config)
+    for v in range(aug.num_mixes):
+        for i, img in enumerate(real_images):
+            ref = np.asarray(pil.apply(img, params.mix_params(v, i)), dtype=np.int16)
+            assert np.abs(to_arrays(outs[v][i:i + 1])[0].astype(np.int16) - ref).max() <= 1
+    with pytest.raises(ValueError, match=r"whole pixels.*got \[2\.5\]"):
+        apply_op("translate_x", batch, 2.5)
+    bad = BatchParams(params.code.clone(), params.param.clone(), params.level, params.m1, params.m2, None,
+                      params.size)
+    bad.param[0, int(torch.nonzero(params.code[0] == list(OPS).index("translate_y"))[0])] = 0.5
+    with pytest.raises(ValueError, match="whole pixels"):
+        aug.apply(batch, bad)
 
 
 def test_grayscale_batch(real_images):

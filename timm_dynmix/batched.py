@@ -9,22 +9,22 @@ vectorized histograms for the pixel ops, per-size separable resampling for ``dow
 
 Exactness (uint8 input). Every op reproduces PIL's arithmetic on the uint8 grid, as ``OPS[name].apply`` does:
 
-* flips, solarize, posterize: exact.
+* flips, translations (whole pixels: a gather of the input's values, 0 where uncovered), solarize, posterize:
+  exact.
 * autocontrast: PIL's lookup table ``int(i * scale + offset)`` with ``scale = 255 / (hi - lo)``,
   ``offset = -lo * scale``, computed in float64 like Python, clipped to [0, 255]; identity when a channel holds a
   single value (``hi <= lo``). Exact.
 * equalize: PIL's per-channel table: ``step = (N - count of the largest value present) // 255``; identity when
   ``step == 0`` (a single value, or nearly so); else ``lut[i] = (step // 2 + #pixels below i) // step``, clipped
   to 255. Exact.
-* rotate, translate, shear: PIL samples the input at ``A @ (x + 0.5, y + 0.5)`` (pixel centres), returns 0 where
-  that point falls outside ``[0, W) x [0, H)``, interpolates bilinearly with edge-clamped neighbours inside, and
+* rotate, shear: PIL samples the input at ``A @ (x + 0.5, y + 0.5)`` (pixel centres), returns 0 where that
+  point falls outside ``[0, W) x [0, H)``, interpolates bilinearly with edge-clamped neighbours inside, and
   *truncates* the result to uint8. We do the same (``grid_sample`` with ``padding_mode="border"`` plus an
-  outside mask for rotations; two-tap lerps and gathers for translations and shears), in float32 instead of
-  double, and truncate after adding ``1e-3`` so that float32 rounding does not turn an exact integer such as 37
-  into 36.99999. Pixels differ by 1 where the exact value lies within about 1e-3 below an integer, where PIL's
-  double arithmetic lands just below an exact integer (translations by amounts such as 3.2 px: ``5 * 0.8`` gives
-  ``3.999...`` in PIL; up to a few % of the pixels for such amounts), or, for rotations, where float32
-  coordinates move a sample across a pixel; outputs match PIL to under 0.1/255 on average.
+  outside mask for rotations; two-tap lerps and gathers for shears), in float32 instead of double, and truncate
+  after adding ``1e-3`` so that float32 rounding does not turn an exact integer such as 37 into 36.99999.
+  Pixels differ by 1 where the exact value lies within about 1e-3 below an integer, where PIL's double
+  arithmetic lands just below an exact integer, or, for rotations, where float32 coordinates move a sample
+  across a pixel; outputs match PIL to under 0.1/255 on average.
 * downscale: PIL's separable resampling (a point-sampled box filter to shrink, the triangle filter to grow back),
   with PIL's coefficients quantized to 22 fixed-point bits and rounding to uint8 after each pass. Pixels whose
   value is within float32 error of a rounding tie may differ by 1.
@@ -175,23 +175,45 @@ def _shift(x: torch.Tensor, s: torch.Tensor, dim: int, exact: bool) -> torch.Ten
     return _finish_bilinear(out, exact)
 
 
-def _k_shift_x(x, code, p, exact):
-    # translate_x: PIL coefficients (1, 0, -p, 0, 1, 0)  -> xin = u - p
-    # shear_x:     (1, p, -p * cy, 0, 1, 0)            -> xin = u + p * (v - cy)
+def _k_shear_x(x, code, p, exact):
+    # PIL coefficients (1, p, -p * cy, 0, 1, 0) -> xin = u + p * (v - cy): row v is shifted by p * (v - cy)
     n, _, h, _ = x.shape
     v = torch.arange(h, device=x.device, dtype=torch.float64) + (0.5 - h / 2.0)
-    shear = (code == CODE["shear_x"]).view(n, 1)
-    s = torch.where(shear, p.view(n, 1) * v.view(1, h), -p.view(n, 1))
-    return _shift(x, s, -1, exact)
+    return _shift(x, p.view(n, 1) * v.view(1, h), -1, exact)
 
 
-def _k_shift_y(x, code, p, exact):
-    # translate_y: (1, 0, 0, 0, 1, -p) -> yin = v - p;  shear_y: (1, 0, 0, p, 1, -p * cx) -> yin = v + p * (u - cx)
+def _k_shear_y(x, code, p, exact):
+    # (1, 0, 0, p, 1, -p * cx) -> yin = v + p * (u - cx): column u is shifted by p * (u - cx)
     n, _, _, w = x.shape
     u = torch.arange(w, device=x.device, dtype=torch.float64) + (0.5 - w / 2.0)
-    shear = (code == CODE["shear_y"]).view(n, 1)
-    s = torch.where(shear, p.view(n, 1) * u.view(1, w), -p.view(n, 1))
-    return _shift(x, s, -2, exact)
+    return _shift(x, p.view(n, 1) * u.view(1, w), -2, exact)
+
+
+def _k_translate(x, code, p, exact):
+    """translate_x / translate_y by whole pixels: ``out[v, u] = x[v - dy, u - dx]``, 0 where uncovered.
+
+    A gather of the input's own values (no arithmetic on them), so uint8 and float batches are moved exactly, as
+    the PIL path's paste does. ``p`` holds whole numbers (checked where parameters enter).
+    """
+    n, c, h, w = x.shape
+    d = p.long().view(n, 1, 1)
+    horizontal = (code == CODE["translate_x"]).view(n, 1, 1)
+    zero = torch.zeros_like(d)
+    u = torch.arange(w, device=x.device).view(1, 1, w) - torch.where(horizontal, d, zero)  # source column (n, 1, W)
+    v = torch.arange(h, device=x.device).view(1, h, 1) - torch.where(horizontal, zero, d)  # source row (n, H, 1)
+    inside = (u >= 0) & (u < w) & (v >= 0) & (v < h)  # (n, H, W)
+    idx = (v.clamp(0, h - 1) * w + u.clamp(0, w - 1)).view(n, 1, h * w).expand(n, c, h * w)
+    out = x.reshape(n, c, h * w).gather(2, idx).view(n, c, h, w)
+    return out.mul_(inside.view(n, 1, h, w).to(out.dtype))
+
+
+def _check_whole_translations(code: torch.Tensor, param: torch.Tensor) -> None:
+    """``ValueError`` unless every translation parameter is a whole number of pixels (as ``OPS[...].apply``)."""
+    moves = (code == CODE["translate_x"]) | (code == CODE["translate_y"])
+    bad = moves & ~(torch.isfinite(param) & (param == torch.trunc(param)))
+    if bool(bad.any()):
+        raise ValueError(f"translate_x and translate_y move whole pixels: their parameters must be whole numbers, "
+                         f"got {torch.unique(param[bad])[:4].tolist()}")
 
 
 def _k_rotate(x, code, p, exact):
@@ -351,8 +373,9 @@ Kernel = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, bool], torch.Tensor
 _KERNELS: dict[str, tuple[Kernel, tuple[str, ...]]] = {
     "flip_h": (_k_flip_h, ("flip_h",)),
     "flip_v": (_k_flip_v, ("flip_v",)),
-    "shift_x": (_k_shift_x, ("translate_x", "shear_x")),
-    "shift_y": (_k_shift_y, ("translate_y", "shear_y")),
+    "translate": (_k_translate, ("translate_x", "translate_y")),
+    "shear_x": (_k_shear_x, ("shear_x",)),
+    "shear_y": (_k_shear_y, ("shear_y",)),
     "rotate": (_k_rotate, ("rotate",)),
     "lut": (_k_lut, ("autocontrast", "equalize", "solarize", "posterize")),
     "downscale": (_k_downscale, ("downscale",)),
@@ -405,6 +428,7 @@ def apply_op(name: str, x: torch.Tensor, param: float | torch.Tensor = 0.0) -> t
     n = x.shape[0]
     p = torch.as_tensor(param, dtype=torch.float64, device=x.device).expand(n).clone()
     code = torch.full((n,), CODE[name], dtype=torch.long, device=x.device)
+    _check_whole_translations(code, p)
     out = _apply_codes(store, code, p, exact)
     return out if exact else out.div_(255.0).to(x.dtype)
 
@@ -619,6 +643,7 @@ class DynamicMixupBatch(nn.Module):
         if params.size != tuple(x.shape[2:]) or params.batch_size != x.shape[0]:
             raise ValueError(f"params were drawn for {params.batch_size} images of {params.size}, "
                              f"got a batch of shape {tuple(x.shape)}")
+        _check_whole_translations(params.code, params.param)
         store, exact = _to_storage(x)
         return self._apply_params(x, store, exact, params)
 
