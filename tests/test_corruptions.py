@@ -113,8 +113,8 @@ def test_severity_ordering(images, name):
         assert changes[0] < changes[1] < changes[2] and changes[3] < changes[4], changes
         assert abs(changes[3] - changes[2]) < 0.1 * changes[2], changes
     elif name == "glass_blur":
-        # (sigma, delta, iterations): severities 1-3 swap once with more blur (which smooths the swaps away, so the
-        # change shrinks slightly), 4-5 swap twice: both 2-iteration severities change more than all 1-iteration ones
+        # (sigma, delta, iterations): severities 1-3 shuffle once with more blur (which smooths the shuffle away, so
+        # the change barely moves), 4-5 shuffle twice: both 2-iteration severities change more than all 1-iteration ones
         assert min(changes[3:]) > max(changes[:3]), changes
     elif name == "frost":
         # (w_image, w_frost): the image weight drops at severities 4-5, so the absolute change is not ordered, but the
