@@ -199,6 +199,27 @@ def test_make_c_npy(tmp_path, source):
     assert bench.clean is not None and bench.class_names == ["cat", "dog", "eel"] and len(bench.cells) == 16
 
 
+def test_make_c_records_the_split_of_an_npz_file(tmp_path, source):
+    """A lone npz archive is one split: make_c.json names the one it holds (by file name, else by its x_<split>
+    array), not the loader's "train"; that name is accepted as --split."""
+    _, images, labels = source
+    folder = tmp_path / "files"
+    folder.mkdir()
+    np.savez(folder / "mini_test_uint8.npz", x_test=images, y_test=labels)  # like the shared cifar10_test_uint8.npz
+    np.savez(folder / "holdout.npz", x_test=images, y_test=labels)
+    np.savez(folder / "pool.npz", x_train=images, y_train=labels)
+    np.savez(folder / "plain.npz", x=images, y=labels)
+    for name, expected in [("mini_test_uint8.npz", "test"), ("holdout.npz", "test"), ("pool.npz", "train"),
+                           ("plain.npz", "train")]:
+        out = tmp_path / name
+        man = make_c(str(folder / name), out, corruptions=["contrast"], max_per_cell=4, progress=False)
+        assert man["split"] == expected, name
+        assert json.loads((out / "make_c.json").read_text())["split"] == expected
+    man = make_c(str(folder / "holdout.npz"), tmp_path / "s", split="test", corruptions=["contrast"], max_per_cell=4,
+                 progress=False)
+    assert man["split"] == "test" and np.array_equal(np.load(tmp_path / "s" / "clean.npy"), images[man["indices"]])
+
+
 def test_make_c_resume_and_settings(tmp_path, source):
     src = source[0]
     out = tmp_path / "c"

@@ -56,7 +56,9 @@ def load_split(dataset: str, data_dir: str | None = None, split: str | None = No
     """The split to evaluate or corrupt: ``(hf_dataset, ImageData, split name)``.
 
     ``split`` if given, else the dataset's evaluation split (test, validation, ...), else its train split. Datasets
-    without a train split (e.g. a test-only folder) are accepted.
+    without a train split (e.g. a test-only folder) are accepted. A single npz archive file is one split, named as
+    the archive says (:func:`_npz_file_split`: ``test`` for ``cifar10_test_uint8.npz`` or an ``x_test`` array), and
+    that name is accepted as ``split``.
     """
     from timm_dynmix.image_data import DatasetLoadError, load_image_data
 
@@ -64,9 +66,12 @@ def load_split(dataset: str, data_dir: str | None = None, split: str | None = No
         return load_image_data(dataset, data_dir=data_dir, image_column=image_column, label_column=label_column,
                                train_split=train, eval_split=evaluation)
 
+    source = Path(data_dir if data_dir is not None else dataset)
+    held = _npz_file_split(source) if source.suffix == ".npz" and source.is_file() else None
     if split is not None:
-        data = load(split, split)
-        return data.eval, data, split
+        # the loader files a lone archive under "train", whatever it holds
+        data = load("train", "train") if held is not None and split == held else load(split, split)
+        return data.eval, data, held or split
     try:
         data = load(None, None)
     except DatasetLoadError as first:
@@ -82,8 +87,24 @@ def load_split(dataset: str, data_dir: str | None = None, split: str | None = No
     if data.eval is not None:
         names = data.extra.get("splits", [])
         return data.eval, data, next((s for s in ("test", "validation", "val", "valid") if s in names), "eval")
+    if held is not None:
+        return data.train, data, held
     logger.info("dataset %s has no evaluation split: using its train split", dataset)
     return data.train, data, "train"
+
+
+def _npz_file_split(path: Path) -> str | None:
+    """The split an npz archive file holds: ``<split>`` of a ``*_<split>_{jpeg,uint8}.npz`` name, else of its single
+    ``x_<split>`` image array (``x_test``), else None (unknown)."""
+    parts = path.stem.split("_")
+    if len(parts) >= 3 and parts[-1] in ("jpeg", "uint8") and parts[-2]:
+        return parts[-2]
+    try:
+        with np.load(path, allow_pickle=False) as z:  # reads the archive's index only
+            keys = [k for k in z.files if k.startswith("x_") and len(k) > 2]
+    except (OSError, ValueError):
+        return None  # not a readable archive: the loader reports it
+    return keys[0][2:] if len(keys) == 1 else None
 
 
 def _prepare(img: Any, crop: int | None) -> np.ndarray:
