@@ -118,23 +118,30 @@ def provenance() -> dict[str, Any]:
             "cores": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__}
 
 
-def _cmd_str(cmd: list[str]) -> str:
-    """A command as a user would type it from the repository root (no machine paths for files in the repo)."""
-    out = []
-    for part in cmd:
-        if part == sys.executable:
-            part = "python"
+def _display(part: str) -> str:
+    """A path as the user would type it from the repository root: relative inside the checkout and beside it
+    (``../shared/...``), ``~/...`` under the home folder; other arguments unchanged."""
+    prefix, sep, rest = part.partition(":") if part.startswith("local-dir:") else ("", "", part)
+    if not os.path.isabs(rest):
+        return part
+    path = Path(rest)
+    for base, shown in ((ROOT, ""), (ROOT.parent, ".."), (Path.home(), "~")):
         try:
-            part = str(Path(part).relative_to(ROOT)) if os.path.isabs(part) else part
+            rel = path.relative_to(base)
         except ValueError:
-            pass
-        out.append(shlex.quote(part))
-    return " ".join(out)
+            continue
+        return prefix + sep + (str(rel) if not shown else f"{shown}/{rel}")
+    return part
+
+
+def _cmd_str(cmd: list[str]) -> str:
+    """A command as a user would type it from the repository root (see :func:`_display`)."""
+    return " ".join(shlex.quote("python" if part == sys.executable else _display(part)) for part in cmd)
 
 
 def _run(cmd: list[str], log: Path) -> None:
     log.parent.mkdir(parents=True, exist_ok=True)
-    print(f"$ {_cmd_str(cmd)}   (log: {log})", flush=True)
+    print(f"$ {_cmd_str(cmd)}   (log: {_display(str(log))})", flush=True)
     with open(log, "ab") as f:
         proc = subprocess.run(cmd, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT)
     if proc.returncode != 0:
@@ -203,7 +210,7 @@ class Study:
         result["provenance"] = provenance()
         _write_json(out, result)
         print(f"done: {arm.name} seed {seed}: clean error {result['clean_error']:.2f}%, "
-              f"CIFAR-10-C error {result['corruption_error']:.2f}%  -> {out.relative_to(ROOT)}", flush=True)
+              f"CIFAR-10-C error {result['corruption_error']:.2f}%  -> {_display(str(out))}", flush=True)
         return result
 
     def best_variant(self) -> str | None:
