@@ -15,6 +15,7 @@ from timm_dynmix.benchmarks import (
     read_npy_c,
     read_perturbations,
     resolve_classes,
+    balanced_subset_indices,
     subset_indices,
 )
 
@@ -64,6 +65,22 @@ def test_subset_indices():
                                                                                    np.arange(5))
     with pytest.raises(ValueError, match=r"max_per_cell must be a positive integer"):
         subset_indices(10, 0)
+
+
+def test_balanced_subset_indices():
+    labels = np.repeat(np.arange(10), [30, 40, 50, 60, 70, 80, 90, 100, 110, 120])
+    a = balanced_subset_indices(labels, 200, seed=1)
+    assert len(a) == 200 and np.all(np.diff(a) > 0)
+    assert np.bincount(labels[a], minlength=10).tolist() == [20] * 10   # equal shares however unequal the classes
+    assert np.array_equal(a, balanced_subset_indices(labels, 200, seed=1))
+    assert not np.array_equal(a, balanced_subset_indices(labels, 200, seed=2))
+    counts = np.bincount(labels[balanced_subset_indices(labels, 205, seed=0)], minlength=10)
+    assert counts.sum() == 205 and set(counts.tolist()) == {20, 21}        # remainder spread one per class
+    assert np.array_equal(balanced_subset_indices(labels, None), np.arange(len(labels)))
+    with pytest.raises(ValueError, match="needs 40 images of class 0, but the set has only 30"):
+        balanced_subset_indices(labels, 400)
+    with pytest.raises(ValueError, match="positive integer"):
+        balanced_subset_indices(labels, 0)
 
 
 def test_npy_layout(tmp_path):

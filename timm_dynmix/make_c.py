@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from timm_dynmix.benchmarks import MANIFEST_NAME, subset_indices
+from timm_dynmix.benchmarks import MANIFEST_NAME, balanced_subset_indices, subset_indices
 from timm_dynmix.corruptions import ALL_CORRUPTIONS, PARAMS, corrupt
 from timm_dynmix.fileio import atomic_write_bytes, atomic_write_json, fsync_dir, fsync_tree, replace_dir
 
@@ -48,7 +48,9 @@ __all__ = ["make_c", "load_split", "add_arguments", "run", "SEVERITIES"]
 
 logger = logging.getLogger(__name__)
 SEVERITIES = (1, 2, 3, 4, 5)
-_SETTINGS = ("source", "split", "params", "seed", "max_per_cell", "layout", "crop", "num_images", "image_shape")
+_SETTINGS = ("source", "split", "params", "seed", "max_per_cell", "class_balanced", "layout", "crop", "num_images",
+             "image_shape")
+_SETTING_DEFAULTS = {"class_balanced": False}  # for manifests written before the setting existed
 
 
 def load_split(dataset: str, data_dir: str | None = None, split: str | None = None, image_column: str | None = None,
@@ -147,11 +149,13 @@ def make_c(dataset: str, out: str | os.PathLike, *, params: str = "cifar", data_
            split: str | None = None, layout: str | None = None, corruptions: Sequence[str] | None = None,
            max_per_cell: int | None = None, seed: int = 0, crop: int | None = None, batch_size: int = 256,
            num_workers: int = 1, image_column: str | None = None, label_column: str | None = None,
-           progress: bool = True) -> dict[str, Any]:
+           progress: bool = True, class_balanced: bool = False) -> dict[str, Any]:
     """Generate a -C benchmark; returns the manifest (also written to ``out/make_c.json``).
 
-    See the module docstring for the layouts and the options. ``manifest["corruptions"][name]["seconds"]`` is the
-    wall time the corruption took (for the 5 severities of all images).
+    See the module docstring for the layouts and the options. ``class_balanced`` makes the ``max_per_cell`` subset
+    take the same number of images from every class (:func:`timm_dynmix.benchmarks.balanced_subset_indices`).
+    ``manifest["corruptions"][name]["seconds"]`` is the wall time the corruption took (for the 5 severities of all
+    images).
     """
     from tqdm.auto import tqdm
 
@@ -178,7 +182,16 @@ def make_c(dataset: str, out: str | os.PathLike, *, params: str = "cifar", data_
     total = len(ds)
     if total == 0:
         raise ValueError(f"the {split_name} split of {dataset} is empty")
-    rows = subset_indices(total, max_per_cell, seed)
+    if class_balanced:
+        all_labels = np.asarray(ds[data.label_column])
+        rows = balanced_subset_indices(all_labels, max_per_cell, seed)
+        counts = np.unique(all_labels[rows], return_counts=True)[1]
+        per_class = f"{counts.min()}" if counts.min() == counts.max() else f"{counts.min()}-{counts.max()}"
+        how = (f"class-balanced ({per_class} per class), seeded: "
+               f"balanced_subset_indices(labels, {max_per_cell}, seed={seed})")
+    else:
+        rows = subset_indices(total, max_per_cell, seed)
+        how = f"sorted numpy choice without replacement, seeded with derive_seed({seed}, split='subset')"
     n = len(rows)
     decoded = DecodedImageDataset(ds, data.image_column, data.label_column)
     shape = _prepare(decoded[int(rows[0])][0], crop).shape
@@ -186,12 +199,13 @@ def make_c(dataset: str, out: str | os.PathLike, *, params: str = "cifar", data_
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     settings = {"source": str(dataset) if data_dir is None else f"{dataset} ({data_dir})", "split": split_name,
-                "params": params, "seed": seed, "max_per_cell": max_per_cell, "layout": layout, "crop": crop,
+                "params": params, "seed": seed, "max_per_cell": max_per_cell,
+                "class_balanced": bool(class_balanced), "layout": layout, "crop": crop,
                 "num_images": n, "image_shape": list(shape)}
     old = {}
     if (out / MANIFEST_NAME).is_file():
         old = json.loads((out / MANIFEST_NAME).read_text(encoding="utf-8"))
-        diff = [k for k in _SETTINGS if old.get(k) != settings[k]]
+        diff = [k for k in _SETTINGS if old.get(k, _SETTING_DEFAULTS.get(k)) != settings[k]]
         if diff:
             raise ValueError(f"{out} holds a benchmark made with other settings ({', '.join(diff)}: "
                              f"{', '.join(f'{old.get(k)!r} != {settings[k]!r}' for k in diff)}); use another --out")
@@ -202,8 +216,7 @@ def make_c(dataset: str, out: str | os.PathLike, *, params: str = "cifar", data_
         "provenance": provenance, "label_names": label_names, "severities": list(SEVERITIES),
         "indices": rows.tolist(),
         "subset": ("all images" if max_per_cell is None or max_per_cell >= total else
-                   f"{n} of {total} images: sorted numpy choice without replacement, seeded with "
-                   f"derive_seed({seed}, split='subset')"),
+                   f"{n} of {total} images: {how}"),
         "corruptions": dict(old.get("corruptions", {})),
     }
 
@@ -397,6 +410,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated subset (default: all 19: the 15 benchmark ones + 4 extra)")
     parser.add_argument("--max-per-cell", type=int, default=None,
                         help="use a seeded random subset of N source images (the same in every cell)")
+    parser.add_argument("--class-balanced", action="store_true",
+                        help="with --max-per-cell: the same number of images from every class")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--crop", type=int, default=None,
                         help="resize (shorter side crop/0.875) and centre-crop to this size (default 224 for "
@@ -414,7 +429,7 @@ def run(args: argparse.Namespace) -> int:
                       layout=args.layout, corruptions=args.corruptions, max_per_cell=args.max_per_cell,
                       seed=args.seed, crop=args.crop, batch_size=args.batch_size, num_workers=args.num_workers,
                       image_column=args.image_column, label_column=args.label_column,
-                      progress=not args.no_progress)
+                      progress=not args.no_progress, class_balanced=args.class_balanced)
     done = {c: v for c, v in manifest["corruptions"].items() if c not in manifest.get("skipped", [])}
     print(f"wrote {len(done)} corruption(s) x 5 severities x {manifest['num_images']} images to {args.out} "
           f"({manifest['layout']} layout, {manifest['params']} parameters)")
