@@ -10,12 +10,12 @@ from PIL import Image
 
 from timm_dynmix.benchmarks import (
     BenchmarkError,
+    balanced_subset_indices,
     detect_layout,
     read_folder_c,
     read_npy_c,
     read_perturbations,
     resolve_classes,
-    balanced_subset_indices,
     subset_indices,
 )
 
