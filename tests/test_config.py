@@ -1,3 +1,4 @@
+import re
 import subprocess
 import sys
 
@@ -5,6 +6,7 @@ import numpy as np
 import pytest
 
 from timm_dynmix import OP_SETS, DynMixConfig, format_config, parse_config
+from timm_dynmix.config import given_keys
 
 
 def test_defaults_and_canonical_string():
@@ -39,29 +41,87 @@ def test_depth1_drops_p():
     assert parse_config(str(cfg)) == cfg
 
 
+def _draw_number(rng, low, high, open_low=False):
+    """A float in [low, high] (or (low, high]) spanning every scale: tiny, huge, round and with many digits."""
+    kind = rng.integers(5)
+    if kind == 0:  # log-uniform down to subnormals where the range reaches 0
+        lo = max(low, 5e-324 if low == 0 else low)
+        x = float(10 ** rng.uniform(np.log10(lo), np.log10(high)))
+    elif kind == 1:  # the ends of the range and their neighbours
+        x = float(rng.choice([low, high, np.nextafter(high, 0), np.nextafter(low, np.inf), 5e-324, 1e-5, 1e-300]))
+    elif kind == 2:  # a few decimal digits
+        x = round(float(rng.uniform(low, high)), int(rng.integers(0, 5)))
+    else:  # full 17-digit doubles
+        x = float(rng.uniform(low, high))
+    x = min(max(x, low), high)
+    if open_low and x <= low:
+        x = np.nextafter(low, np.inf)
+    return float(x)
+
+
 def test_round_trip_random_configs():
     rng = np.random.default_rng(0)
     names = list(OP_SETS) + ["custom"]
-    for _ in range(300):
+    texts = set()
+    for _ in range(1000):
         ops = names[rng.integers(len(names))]
         if ops == "custom":
             pool = OP_SETS["imagenet"]
             ops = tuple(pool[i] for i in rng.choice(len(pool), size=rng.integers(1, 6), replace=False))
         depth = int(rng.integers(1, 3))
-        cfg = DynMixConfig(magnitude=round(float(rng.uniform(0.1, 10)), int(rng.integers(0, 4))) or 0.1,
-                           depth=depth, depth2_prob=float(rng.choice([0.0, 0.3, 0.5, 1.0])),
-                           alpha=float(rng.choice([0.1, 0.5, 1.0, 2.0, 100.0])),
+        prob = {"depth2_prob": _draw_number(rng, 0.0, 1.0)} if depth == 2 else {}
+        cfg = DynMixConfig(magnitude=_draw_number(rng, 0.1, 10.0), depth=depth, **prob,
+                           alpha=_draw_number(rng, 0.0, 100.0, open_low=True),
                            weights=str(rng.choice(["pair", "indep", "linear"])), blend=bool(rng.integers(2)),
                            num_mixes=int(rng.integers(1, 9)), ops=ops)
         text = format_config(cfg)
         assert parse_config(text) == cfg, text
         assert format_config(parse_config(text)) == text
+        numbers = [sec[1:] for sec in text.split("-")[1:] if sec[0] in "mpa"]
+        assert all(re.fullmatch(r"[0-9]+(\.[0-9]+)?", x) for x in numbers), text  # positional notation only
+        texts.add(text)
+    assert any("-a0.00001-" in t or "-p0.00001-" in t for t in texts)  # the case repr writes as 1e-05
+
+
+@pytest.mark.parametrize("value", [1e-5, 5e-324, 1e-300, 2.5e-7, 99.99999999999999, 100.0, 0.1 + 0.2])
+def test_tiny_and_huge_values_round_trip(value):
+    cfg = DynMixConfig(alpha=value, depth2_prob=min(value, 1.0))
+    text = str(cfg)
+    assert "e-" not in text and "e+" not in text, text
+    assert parse_config(text) == cfg and str(parse_config(text)) == text
+
+
+def test_depth1_with_a_depth2_probability_is_refused_like_the_string():
+    with pytest.raises(ValueError, match=r"depth2_prob 0\.7 \(config key 'p'\) needs depth 2"):
+        DynMixConfig(depth=1, depth2_prob=0.7)
+    with pytest.raises(ValueError, match="needs 'd2'"):
+        parse_config("dynmix-d1-p0.7")
+    # depth 1 without p (or with p0), and a depth change by replace(), keep working
+    assert DynMixConfig(depth=1).depth2_prob == 0.0 == DynMixConfig(depth=1, depth2_prob=0).depth2_prob
+    assert DynMixConfig().replace(depth=1) == parse_config("dynmix-d1")
+    assert parse_config("dynmix-d1").replace(depth=2).depth2_prob == 0.5
+    assert DynMixConfig(depth=2).depth2_prob == 0.5
+
+
+def test_op_set_follows_image_size_without_an_o_key():
+    assert parse_config("dynmix-m4", image_size=224).ops == OP_SETS["imagenet"]
+    assert parse_config("dynmix-m4", image_size=(3, 32, 32)).ops == OP_SETS["cifar"]
+    assert parse_config("dynmix", image_size=(65, 20)).ops == OP_SETS["imagenet"]
+    assert parse_config("dynmix", image_size=64).ops == OP_SETS["cifar"]
+    assert parse_config("dynmix-ocifar", image_size=224).ops == OP_SETS["cifar"]  # explicit wins
+    assert parse_config("dynmix").ops == OP_SETS["cifar"]
+    assert str(parse_config("dynmix", image_size=224)).endswith("-oimagenet")
+    assert given_keys("dynmix-m3-n2") == {"m", "n"} and given_keys(DynMixConfig()) == set("mdpawbno")
+    with pytest.raises(ValueError, match="image_size must hold positive integers"):
+        parse_config("dynmix", image_size=(0, 32))
 
 
 @pytest.mark.parametrize("text, match", [
     ("augmix-m3", "must start with 'dynmix'"),
     ("dynmix-x3", "unknown section 'x3'"),
-    ("dynmix-m", "unknown section 'm'"),
+    ("dynmix-m", r"key 'm' \(magnitude\) needs a value .*e\.g\. 'm3'"),
+    ("dynmix-b", r"key 'b' \(blend\) needs a value .*e\.g\. 'b1'"),
+    ("dynmix-m3-o", r"key 'o' \(ops\) needs a value"),
     ("dynmix-m3-m4", "given twice"),
     ("dynmix-mfoo", "needs a number"),
     ("dynmix-m11", r"magnitude must be in \[0.1, 10\]"),

@@ -33,11 +33,14 @@ class ImageListDataset(torch.utils.data.Dataset):
 
 def test_register_is_idempotent_and_reversible():
     original = tf.auto_augment_transform
+    init, setter = AugMixDataset.__init__, AugMixDataset._set_transforms
     register_timm()
     register_timm()
     assert is_registered() and tf.auto_augment_transform.__wrapped__ is original
+    assert AugMixDataset._set_transforms.__wrapped__ is setter and AugMixDataset.__init__.__wrapped__ is init
     unregister_timm()
     assert tf.auto_augment_transform is original and not is_registered()
+    assert AugMixDataset.__init__ is init and AugMixDataset._set_transforms is setter
     unregister_timm()  # no-op
 
 
@@ -54,7 +57,9 @@ def test_create_transform_builds_dynmix(hook):
 
 
 def test_without_hook_timm_rejects_dynmix():
-    with pytest.raises(Exception):  # noqa: B017 - timm's own failure, whatever it is
+    assert not is_registered()
+    # timm's own parser: it takes 'dynmix' for an AutoAugment policy name and asserts on the unknown section
+    with pytest.raises(AssertionError, match="Unknown AutoAugment config section"):
         create_transform(32, is_training=True, auto_augment="dynmix-m3")
 
 
@@ -105,3 +110,39 @@ def test_pil_in_pil_out_inside_timm(hook):
     t = create_transform(32, is_training=True, auto_augment="dynmix", separate=True)
     img = Image.new("RGB", (32, 32), (120, 30, 200))
     assert isinstance(t[1](img), Image.Image)
+
+
+def _dynmix_of(ds):
+    return next(t for t in ds.augmentation.transforms if isinstance(t, DynamicMixup))
+
+
+def test_num_aug_splits_fills_in_a_missing_n(hook, real_images):
+    """Without 'n' in the string, timm's num_splits decides and the recorded config says so."""
+    ds = AugMixDataset(ImageListDataset(real_images[:4]), num_splits=4)
+    ds.transform = create_transform(32, is_training=True, auto_augment="dynmix-m3", separate=True)
+    assert _dynmix_of(ds).config.num_mixes == 3 and "-n3-" in _dynmix_of(ds).config_str
+    views, _ = ds[0]
+    assert len(views) == 4
+    # the constructor path (transform already set on the wrapped dataset) is checked too
+    inner = ImageListDataset(real_images[:4])
+    inner.transform = create_transform(32, is_training=True, auto_augment="dynmix-m3", separate=True)
+    assert _dynmix_of(AugMixDataset(inner, num_splits=2)).config.num_mixes == 1
+
+
+def test_an_explicit_n_that_contradicts_num_aug_splits_is_refused(hook, real_images):
+    stages = create_transform(32, is_training=True, auto_augment="dynmix-m3-n2", separate=True)
+    ds = AugMixDataset(ImageListDataset(real_images[:4]), num_splits=4)
+    with pytest.raises(ValueError, match=r"asks for n2 mixed views .*AugMixDataset\(num_splits=4\).* makes 3"):
+        ds.transform = stages
+    inner = ImageListDataset(real_images[:4])
+    inner.transform = create_transform(32, is_training=True, auto_augment="dynmix-n2", separate=True)
+    with pytest.raises(ValueError, match="asks for n2 mixed views"):
+        AugMixDataset(inner, num_splits=2)
+    with pytest.raises(ValueError, match="asks for n2 mixed views"):
+        create_loader(AugMixDataset(ImageListDataset(real_images[:4]), num_splits=2), input_size=(3, 32, 32),
+                      batch_size=2, is_training=True, use_prefetcher=False, auto_augment="dynmix-n2",
+                      num_aug_splits=2, num_workers=0, collate_fn=collate_splits)
+    # agreeing values pass unchanged
+    ok = AugMixDataset(ImageListDataset(real_images[:4]), num_splits=3)
+    ok.transform = create_transform(32, is_training=True, auto_augment="dynmix-n2", separate=True)
+    assert _dynmix_of(ok).config.num_mixes == 2

@@ -1,4 +1,5 @@
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -181,3 +182,66 @@ def test_bad_inputs(real_images):
 def test_config_object_accepted():
     cfg = DynMixConfig(magnitude=5, weights="linear")
     assert DynamicMixup(cfg).config is cfg
+
+
+class _Indexed(torch.utils.data.Dataset):
+    def __init__(self, img, t, n):
+        self.img, self.t, self.n = img, t, n
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        info = torch.utils.data.get_worker_info()
+        return self.t(self.img), info.id
+
+
+def _seeded_epochs(img, seed, torch_seed, epochs=2):
+    """Views from a real 2-worker DataLoader over ``epochs`` epochs: {(epoch, worker): [view bytes, ...]}."""
+    torch.manual_seed(torch_seed)  # fixes DataLoader's per-epoch worker seeds, as a seeded training run does
+    ds = _Indexed(img, DynamicMixup("dynmix-m5", output="tensor", seed=seed), 8)
+    loader = torch.utils.data.DataLoader(ds, batch_size=2, num_workers=2)
+    out = {}
+    for epoch in range(epochs):
+        for views, workers in loader:
+            for v, w in zip(views, workers.tolist()):
+                out.setdefault((epoch, w), []).append(v.numpy().tobytes())
+    return out
+
+
+def test_seeded_stream_differs_across_epochs_and_workers(real_images):
+    """seed=N with DataLoader workers: no view repeats across epochs or workers, and the run is reproducible."""
+    img = real_images[3]
+    run = _seeded_epochs(img, seed=11, torch_seed=0)
+    assert sorted(run) == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    every = [v for views in run.values() for v in views]
+    assert len(every) == 16 and len(set(every)) == 16  # epochs and workers never repeat each other
+    assert _seeded_epochs(img, seed=11, torch_seed=0) == run  # same seeds: same views
+    other = {v for views in _seeded_epochs(img, seed=12, torch_seed=0).values() for v in views}
+    assert other.isdisjoint(every)
+
+
+def test_set_epoch_keys_the_seeded_stream(real_images):
+    img = real_images[3]
+    t = DynamicMixup(seed=4)
+    epoch0 = [t(img).tobytes() for _ in range(3)]
+    t.set_epoch(1)
+    epoch1 = [t(img).tobytes() for _ in range(3)]
+    assert set(epoch0).isdisjoint(epoch1)
+    t.set_epoch(0)  # a resumed run repeats the epoch
+    assert [t(img).tobytes() for _ in range(3)] == epoch0
+    with pytest.raises(ValueError, match="epoch must be an integer >= 0"):
+        t.set_epoch(-1)
+
+
+def test_default_op_set_warns_once_on_large_images(photo, real_images):
+    big = photo.resize((96, 96))
+    t = DynamicMixup("dynmix-m3")
+    with pytest.warns(UserWarning, match=r"default 'cifar' op set on a 96x96 image.*'-oimagenet'"):
+        t(big, rng=np.random.default_rng(0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        t(big, rng=np.random.default_rng(1))  # once per transform
+        DynamicMixup("dynmix")(real_images[0], rng=np.random.default_rng(0))  # small image: the set fits
+        DynamicMixup("dynmix-ocifar")(big, rng=np.random.default_rng(0))  # chosen explicitly
+        DynamicMixup(DynMixConfig())(big, rng=np.random.default_rng(0))  # a config object is explicit

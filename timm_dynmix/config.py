@@ -11,14 +11,21 @@ key    field                   allowed values                                   
                                sampled uniformly in [0.1, m] for every op call)
 ``d``  ``depth``               max chain depth, 1 or 2 (a chain is ``t1`` or ``t2∘t1``)    ``2``
 ``p``  ``depth2_prob``         probability that a chain has depth 2 (only with ``d2``)     ``0.5``
+                               (``0`` with ``d1``; any other value with ``d1`` is refused)
 ``a``  ``alpha``               Beta(alpha, alpha) parameter, in (0, 100]                   ``1``
 ``w``  ``weights``             ``pair`` (m2 = 1 - m1), ``indep`` (m1, m2 independent),     ``pair``
                                ``linear`` (pair weights, no residual term)
 ``b``  ``blend``               0 or 1: skip blend with the clean image, AugMix-style       ``0``
 ``n``  ``num_mixes``           mixed views per image, 1 to 8                               ``2``
-``o``  ``ops``                 a named op set (``cifar``, ``cifar_upright``, ``imagenet``,  ``cifar``
+``o``  ``ops``                 a named op set (``cifar``, ``cifar_upright``, ``imagenet``,  see below
                                ``imagenet_upright``) or op names joined by ``.``
 =====  ======================  =========================================================  =========
+
+Without an ``o`` key the op set is ``cifar``, unless the string is parsed for a known image size
+(``parse_config(text, image_size=...)``, as :func:`timm_dynmix.create_transform` does): then images larger than
+``SMALL_IMAGE_MAX`` (64) pixels get the ``imagenet`` set (the paper adds ``downscale`` for ImageNet). The canonical
+string always names the set that was chosen. Numbers are written in positional notation (``a0.00001``, never
+``a1e-05``: ``-`` separates sections).
 
 Example: ``dynmix-m3-d2-a1`` parses to the defaults; ``str(config)`` gives the canonical string
 ``dynmix-m3-d2-p0.5-a1-wpair-b0-n2-ocifar``, which parses back to an equal config.
@@ -29,27 +36,49 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field, fields, replace
+from decimal import Decimal
 from typing import Any
 
 from timm_dynmix.ops import OP_SETS, resolve_ops
 
-__all__ = ["DynMixConfig", "parse_config", "format_config", "WEIGHT_MODES", "CONFIG_PREFIX"]
+__all__ = ["DynMixConfig", "parse_config", "format_config", "given_keys", "default_op_set", "WEIGHT_MODES",
+           "CONFIG_PREFIX", "SMALL_IMAGE_MAX"]
 
 CONFIG_PREFIX = "dynmix"
 WEIGHT_MODES = ("pair", "indep", "linear")
 _WEIGHT_ALIASES = {"independent": "indep"}
 
 # key -> field name, in canonical order
+_DEFAULT_DEPTH2_PROB = 0.5
 _KEYS = {"m": "magnitude", "d": "depth", "p": "depth2_prob", "a": "alpha", "w": "weights", "b": "blend",
          "n": "num_mixes", "o": "ops"}
+_EXAMPLE_VALUES = {"m": "3", "d": "2", "p": "0.5", "a": "1", "w": "pair", "b": "1", "n": "2", "o": "imagenet"}
 _SECTION_RE = re.compile(r"^([a-z])(.+)$")
+SMALL_IMAGE_MAX = 64  # up to this size (CIFAR, SVHN, digits): CIFAR-style crops and, by default, the cifar op set
 
 
 def _fmt_num(x: float) -> str:
-    """Shortest exact decimal text of a float, without a trailing ``.0`` for integers."""
+    """Shortest exact decimal text of a float in positional notation, without a trailing ``.0`` for integers.
+
+    ``repr`` would write ``1e-05``, whose ``-`` the parser takes for a section separator.
+    """
     if float(x).is_integer():
         return str(int(x))
-    return repr(float(x))
+    return format(Decimal(repr(float(x))), "f")
+
+
+def default_op_set(image_size: int | tuple[int, ...]) -> str:
+    """The op set used when a config string has no ``o`` key, for images of ``image_size`` pixels.
+
+    ``"imagenet"`` (the CIFAR set plus ``downscale``, as in the paper's ImageNet recipe) when the largest side is
+    above :data:`SMALL_IMAGE_MAX`, else ``"cifar"``. ``image_size`` is an int or a ``(H, W)`` / ``(C, H, W)``.
+    """
+    if isinstance(image_size, bool) or not isinstance(image_size, (int, tuple, list)):
+        raise TypeError(f"image_size must be an int or a (H, W) / (C, H, W) sequence, got {image_size!r}")
+    sides = (image_size,) if isinstance(image_size, int) else tuple(image_size)[-2:]
+    if not sides or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in sides):
+        raise ValueError(f"image_size must hold positive integers, got {image_size!r}")
+    return "imagenet" if max(sides) > SMALL_IMAGE_MAX else "cifar"
 
 
 @dataclass(frozen=True)
@@ -59,7 +88,8 @@ class DynMixConfig:
     Args:
         magnitude: Op severity in [0.1, 10]; each op call samples its level uniformly in [0.1, magnitude].
         depth: Maximum chain depth, 1 or 2.
-        depth2_prob: Probability that a chain has depth 2 when ``depth == 2`` (0 when ``depth == 1``).
+        depth2_prob: Probability that a chain has depth 2 when ``depth == 2`` (default 0.5). With ``depth == 1``
+            it is 0; leave it out (or give 0): any other value raises ``ValueError``, as ``dynmix-d1-p0.7`` does.
         alpha: Parameter of the Beta(alpha, alpha) distribution of the mixing (and blend) weights.
         weights: ``"pair"`` (m1 ~ Beta, m2 = 1 - m1), ``"indep"`` (m1, m2 ~ Beta independently) or ``"linear"``
             (pair weights without the residual term ``m1*m2*(X1 - X2)``).
@@ -70,7 +100,7 @@ class DynMixConfig:
 
     magnitude: float = 3.0
     depth: int = 2
-    depth2_prob: float = 0.5
+    depth2_prob: float | None = None  # None: 0.5 with depth 2, 0 with depth 1
     alpha: float = 1.0
     weights: str = "pair"
     blend: bool = False
@@ -91,10 +121,16 @@ class DynMixConfig:
             raise ValueError(f"DynMix depth must be 1 or 2 (config key 'd'), got {self.depth!r}")
         setf("depth", depth)
 
-        prob = _as_number("depth2_prob", self.depth2_prob)
+        if self.depth2_prob is None:
+            prob = _DEFAULT_DEPTH2_PROB if depth == 2 else 0.0
+        else:
+            prob = _as_number("depth2_prob", self.depth2_prob)
         if not 0.0 <= prob <= 1.0:
             raise ValueError(f"DynMix depth2_prob must be in [0, 1] (config key 'p'), got {self.depth2_prob!r}")
-        setf("depth2_prob", float(prob) if depth == 2 else 0.0)
+        if depth == 1 and prob != 0.0:
+            raise ValueError(f"DynMix depth2_prob {prob!r} (config key 'p') needs depth 2 ('d2'): with depth 1 every "
+                             "chain has depth 1; leave depth2_prob out or set it to 0")
+        setf("depth2_prob", float(prob))
 
         alpha = _as_number("alpha", self.alpha)
         if not 0.0 < alpha <= 100.0:
@@ -132,7 +168,12 @@ class DynMixConfig:
         return None
 
     def replace(self, **changes: Any) -> DynMixConfig:
-        """A copy with some fields changed (validated like the constructor)."""
+        """A copy with some fields changed (validated like the constructor).
+
+        Changing ``depth`` without giving ``depth2_prob`` resets it to its default for the new depth.
+        """
+        if "depth" in changes and "depth2_prob" not in changes:
+            changes["depth2_prob"] = None
         return replace(self, **changes)
 
     def to_string(self) -> str:
@@ -159,18 +200,48 @@ def _as_int(name: str, value: Any) -> int:
     return int(value)
 
 
-def parse_config(config_str: str | DynMixConfig) -> DynMixConfig:
+def parse_config(config_str: str | DynMixConfig, *, image_size: int | tuple[int, ...] | None = None) -> DynMixConfig:
     """Parse a config string such as ``dynmix-m3-d2-a1`` into a :class:`DynMixConfig`.
 
     Keys not given take their defaults. A ``DynMixConfig`` passes through unchanged.
 
+    Args:
+        config_str: The config string, or a ``DynMixConfig``.
+        image_size: The size of the images the augmentation will see (an int or ``(H, W)`` / ``(C, H, W)``). When
+            given and the string has no ``o`` key, the op set is :func:`default_op_set` of it (``imagenet`` above
+            64 px); without it, ``cifar``. An explicit ``o`` key, or a ``DynMixConfig``, is always kept.
+
     Raises:
-        ValueError: for a string that does not start with ``dynmix``, an unknown or repeated key, a value that is
-            not a number where one is expected, or a value out of range (the message gives the allowed range).
+        ValueError: for a string that does not start with ``dynmix``, an unknown or repeated key, a key without a
+            value, a value that is not a number where one is expected, or a value out of range (the message gives
+            the allowed range).
         TypeError: for anything that is neither a string nor a ``DynMixConfig``.
     """
     if isinstance(config_str, DynMixConfig):
         return config_str
+    kwargs = _parse_sections(config_str)
+    if image_size is not None and "ops" not in kwargs:
+        kwargs["ops"] = default_op_set(image_size)
+    if kwargs.get("depth") == 1 and kwargs.get("depth2_prob", 0) != 0:
+        raise ValueError(f"'p' (depth2_prob) needs 'd2' in DynMix config {config_str!r}: "
+                         "with d1 every chain has depth 1")
+    return DynMixConfig(**kwargs)
+
+
+def given_keys(config: str | DynMixConfig) -> frozenset[str]:
+    """The keys (``m``, ``d``, ...) a config string gives explicitly; every key for a ``DynMixConfig``.
+
+    Raises:
+        ValueError, TypeError: as :func:`parse_config` for a malformed string.
+    """
+    if isinstance(config, DynMixConfig):
+        return frozenset(_KEYS)
+    names = _parse_sections(config)
+    return frozenset(k for k, v in _KEYS.items() if v in names)
+
+
+def _parse_sections(config_str: Any) -> dict[str, Any]:
+    """The raw ``{field name: value}`` of the sections of a config string (not yet range-checked)."""
     if not isinstance(config_str, str):
         raise TypeError(f"a DynMix config must be a 'dynmix-...' string or a DynMixConfig, "
                         f"got {type(config_str).__name__}")
@@ -180,6 +251,9 @@ def parse_config(config_str: str | DynMixConfig) -> DynMixConfig:
         raise ValueError(f"a DynMix config string must start with '{CONFIG_PREFIX}', got {config_str!r}")
     kwargs: dict[str, Any] = {}
     for section in sections[1:]:
+        if section in _KEYS:
+            raise ValueError(f"key '{section}' ({_KEYS[section]}) needs a value in DynMix config {config_str!r}, "
+                             f"e.g. '{section}{_EXAMPLE_VALUES[section]}'")
         match = _SECTION_RE.match(section)
         if not match or match.group(1) not in _KEYS:
             known = ", ".join(f"'{k}' ({v})" for k, v in _KEYS.items())
@@ -189,10 +263,7 @@ def parse_config(config_str: str | DynMixConfig) -> DynMixConfig:
         if name in kwargs:
             raise ValueError(f"key '{key}' ({name}) is given twice in DynMix config {config_str!r}")
         kwargs[name] = _parse_value(key, name, raw, config_str)
-    if kwargs.get("depth") == 1 and "depth2_prob" in kwargs and kwargs["depth2_prob"] != 0:
-        raise ValueError(f"'p' (depth2_prob) needs 'd2' in DynMix config {config_str!r}: "
-                         "with d1 every chain has depth 1")
-    return DynMixConfig(**kwargs)
+    return kwargs
 
 
 def _parse_value(key: str, name: str, raw: str, config_str: str) -> Any:

@@ -23,14 +23,18 @@ from PIL import Image
 from timm.data.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.data.transforms import MaybePILToTensor, MaybeToTensor, RandomResizedCropAndInterpolation, str_to_pil_interp
 from torchvision import transforms
+from torchvision.transforms import functional as TF
 
-from timm_dynmix.config import CONFIG_PREFIX, DynMixConfig, parse_config
+from timm_dynmix.config import CONFIG_PREFIX, SMALL_IMAGE_MAX, DynMixConfig, parse_config
+from timm_dynmix.ops import SUPPORTED_MODES
 from timm_dynmix.rng import derive_seed, seed_from_torch, seeded
 from timm_dynmix.transforms import DynamicMixup
 
-__all__ = ["DynMixViews", "DynMixDataset", "collate_splits", "create_transform", "is_dynmix", "SMALL_IMAGE_MAX"]
+__all__ = ["DynMixViews", "DynMixDataset", "CheckImage", "collate_splits", "create_transform", "is_dynmix",
+           "SMALL_IMAGE_MAX"]
 
-SMALL_IMAGE_MAX = 64  # up to this size (CIFAR, SVHN, digits), training crops are pad-and-crop, not resized crops
+# SMALL_IMAGE_MAX (64): up to this size (CIFAR, SVHN, digits), training crops are pad-and-crop, not resized crops,
+# and a config string without an op set runs the cifar set; above it, the imagenet set
 
 
 def is_dynmix(aug: object) -> bool:
@@ -41,31 +45,56 @@ def is_dynmix(aug: object) -> bool:
 class DynMixViews:
     """Map one image to its clean view and ``num_mixes`` DynMix views of the same base crop.
 
+    The clean view is ``final(crop)``. The DynMix views are computed in float [0, 1] and then normalized like the
+    clean view: by ``normalize`` when given, else by the ``Normalize`` found inside ``final``. On its first image
+    the object checks that ``final`` is exactly ToTensor followed by that normalization, and raises ``ValueError``
+    otherwise (mixed views scaled unlike the clean view would silently corrupt the consistency loss).
+
     Args:
         base: The shared random crop/flip (PIL -> PIL); runs once per image.
-        dynmix: The DynMix transform (or its config); its ``num_mixes`` is the number of views unless given.
+        dynmix: The DynMix transform or its config (string or DynMixConfig); its ``n`` is the number of views unless
+            ``num_mixes`` is given. A :class:`DynamicMixup` is used as it is: its ``seed`` keys :meth:`__call__`'s
+            draws (see :meth:`DynamicMixup.draw_seed`) and its ``output`` decides the views' precision (``"pil"``:
+            rounded to uint8 and passed through ``final`` like the clean view; ``"tensor"``: float, then
+            normalized). A string or config gets a float (``"tensor"``) transform, or ``"pil"`` with ``uint8``.
         final: Turns the clean PIL image into a tensor (e.g. ToTensor + Normalize, or uint8 PILToTensor).
-        normalize: Applied to the float [0, 1] DynMix views (``dynmix`` is run with tensor output, so views are
-            not rounded to uint8). None when ``final`` does not normalize; for uint8 output, see ``uint8``.
+        normalize: The normalization of the float DynMix views; None: the one inside ``final`` (if any).
         num_mixes: Number of mixed views (defaults to the config's ``n``).
         uint8: Return uint8 tensors for every view (for augmentation on the device, or timm's prefetcher).
+
+    Raises:
+        ValueError: for ``uint8=True`` with a ``DynamicMixup`` whose output is ``"tensor"``, several ``Normalize``
+            steps inside ``final``, or ``num_mixes < 1``.
     """
 
     def __init__(self, base: Callable, dynmix: DynamicMixup | DynMixConfig | str, final: Callable,
                  normalize: Callable | None = None, num_mixes: int | None = None, uint8: bool = False):
-        cfg = dynmix.config if isinstance(dynmix, DynamicMixup) else parse_config(dynmix)
+        if isinstance(dynmix, DynamicMixup):
+            if uint8 and dynmix.output != "pil":
+                raise ValueError(f"uint8=True needs a DynamicMixup with output='pil' (uint8 views), "
+                                 f"got output={dynmix.output!r}")
+            self.dynmix = dynmix
+        else:
+            self.dynmix = DynamicMixup(dynmix, output="pil" if uint8 else "tensor")
+        cfg = self.dynmix.config
         self.base = base
-        self.dynmix = DynamicMixup(cfg, output="pil" if uint8 else "tensor")
         self.final = final
-        self.normalize = normalize
         self.uint8 = uint8
+        if normalize is None and not uint8 and self.dynmix.output == "tensor":
+            normalize = _find_normalize(final)
+        self.normalize = normalize
         self.num_mixes = cfg.num_mixes if num_mixes is None else int(num_mixes)
         if self.num_mixes < 1:
             raise ValueError(f"num_mixes must be >= 1, got {num_mixes}")
+        self._checked = uint8 or self.dynmix.output == "pil"  # then every view goes through ``final``
 
     @property
     def num_splits(self) -> int:
         return self.num_mixes + 1
+
+    def set_epoch(self, epoch: int) -> None:
+        """Key the seeded stream of a ``DynamicMixup(seed=...)`` by epoch (see :meth:`DynamicMixup.set_epoch`)."""
+        self.dynmix.set_epoch(epoch)
 
     def views(self, img: Image.Image, seeds: Sequence[int]) -> tuple[torch.Tensor, ...]:
         """The ``1 + num_mixes`` views of ``img``; ``seeds[0]`` drives the base crop, ``seeds[k]`` view k."""
@@ -74,21 +103,94 @@ class DynMixViews:
         with seeded(seeds[0]):
             img = self.base(img)
         out = [self.final(img)]
+        if not self._checked:
+            self._check_final(img, out[0])
         for k in range(1, self.num_splits):
             view = self.dynmix(img, rng=np.random.default_rng(seeds[k]))
-            if self.uint8:
+            if isinstance(view, Image.Image):
                 out.append(self.final(view))
             else:
                 out.append(self.normalize(view) if self.normalize is not None else view)
         return tuple(out)
 
+    def _check_final(self, img: Image.Image, clean: Any) -> None:
+        """Refuse a ``final`` whose clean view is not ToTensor (+ ``normalize``): the mixed views would differ."""
+        if isinstance(img, Image.Image):
+            ref = TF.to_tensor(img)
+            if self.normalize is not None:
+                ref = self.normalize(ref)
+            if not (isinstance(clean, torch.Tensor) and clean.shape == ref.shape and clean.dtype == ref.dtype
+                    and torch.allclose(clean, ref, atol=1e-5, rtol=1e-5)):
+                norm = "no normalization" if self.normalize is None else f"normalize={self.normalize}"
+                raise ValueError(f"final={self.final} does not give ToTensor followed by {norm} of the image, so the "
+                                 f"DynMix views would be scaled unlike the clean view; pass the normalization that "
+                                 f"final applies as normalize=, or a DynamicMixup(output='pil') to send the views "
+                                 f"through final as well")
+        self._checked = True
+
     def __call__(self, img: Image.Image) -> tuple[torch.Tensor, ...]:
-        """The views of ``img`` with seeds drawn from torch's global RNG (per DataLoader worker)."""
-        return self.views(img, [seed_from_torch() for _ in range(self.num_splits)])
+        """The views of ``img``, seeded from the DynMix transform's ``seed`` stream when it has a seed, else from
+        torch's global RNG (per DataLoader worker)."""
+        if self.dynmix.seed is None:
+            return self.views(img, [seed_from_torch() for _ in range(self.num_splits)])
+        rng = np.random.default_rng(self.dynmix.draw_seed())
+        return self.views(img, [int(s) for s in rng.integers(0, 2**63 - 1, size=self.num_splits)])
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(base={self.base}, dynmix={self.dynmix!r}, final={self.final}, "
                 f"num_mixes={self.num_mixes})")
+
+
+def _find_normalize(final: Callable) -> Callable | None:
+    """The single ``Normalize`` step inside ``final`` (a Normalize or nested Compose), or None."""
+    from torchvision.transforms import v2
+
+    found = []
+
+    def walk(t: Any) -> None:
+        if isinstance(t, (transforms.Normalize, v2.Normalize)):
+            found.append(t)
+        for sub in getattr(t, "transforms", None) or ():
+            walk(sub)
+
+    walk(final)
+    if len(found) > 1:
+        raise ValueError(f"final={final} normalizes {len(found)} times; pass the DynMix views' normalization as "
+                         f"normalize=")
+    return found[0] if found else None
+
+
+class CheckImage:
+    """The first step of :func:`create_transform`'s pipelines: refuse images that later steps would mangle.
+
+    PIL images must have mode L, RGB or RGBA (16-bit, float, CMYK, palette ... images get a clear ``ValueError``
+    instead of a failure deep inside torchvision or silently unscaled values), and as many channels as the
+    normalization has values. Tensors pass unchanged.
+
+    Args:
+        channels: The number of values of the mean/std, or None when the pipeline does not normalize.
+    """
+
+    def __init__(self, channels: int | None = None):
+        self.channels = channels
+
+    def __call__(self, img: Any) -> Any:
+        if isinstance(img, torch.Tensor):
+            return img
+        if not isinstance(img, Image.Image):
+            raise TypeError(f"create_transform's pipelines take PIL images (or tensors), got {type(img).__name__}")
+        if img.mode not in SUPPORTED_MODES:
+            raise ValueError(f"create_transform's pipelines take PIL images of mode {', '.join(SUPPORTED_MODES)}, "
+                             f"got mode {img.mode!r}; convert first, e.g. img.convert('RGB')")
+        bands = len(img.getbands())
+        if self.channels is not None and bands != self.channels:
+            raise ValueError(f"a mode {img.mode!r} image has {bands} channel(s) but mean and std have "
+                             f"{self.channels} values; convert the image (e.g. img.convert('RGB')) or pass a mean "
+                             f"and std of {bands} value(s)")
+        return img
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(channels={self.channels})"
 
 
 class DynMixDataset(torch.utils.data.Dataset):
@@ -225,6 +327,8 @@ def create_transform(
     * ``None``/``"none"``: ToTensor + Normalize; returns one transform.
     * ``"dynmix..."`` (or a DynMixConfig): returns a :class:`DynMixViews` (image -> ``(clean, mix_1..mix_N)``),
       or with ``separate=True`` timm's 3-stage tuple ``(base, DynamicMixup, final)`` for ``AugMixDataset``.
+      A string without an ``o`` key gets the op set for the image size: ``cifar`` up to 64 px, ``imagenet``
+      (adds ``downscale``) above; the transform's ``config_str`` names the set that runs.
     * the papers' baselines (:mod:`timm_dynmix.baselines`): ``augmix`` / ``augmix_official-...`` (the official
       AugMix, float [0, 1] tensor output, not rounded), ``autoaugment`` (AA*: the CIFAR-10 policy for small images,
       the ImageNet policy for large ones; or ``autoaugment-cifar10``/``-imagenet``), ``random-autoaugment``
@@ -235,6 +339,9 @@ def create_transform(
     Eval: 64 px and smaller are resized (a no-op at the native size) and centre cropped; larger images use
     timm's eval transform (resize by ``crop_pct``, centre crop). ``normalize=False`` returns uint8 tensors
     (for augmentation on the device).
+
+    Every pipeline starts with :class:`CheckImage`: PIL images must be L, RGB or RGBA, with as many channels as
+    ``mean`` has values when normalizing (``ValueError`` otherwise, before any transform runs).
 
     Args mirror ``timm.data.create_transform`` where they exist; ``aug`` replaces its ``auto_augment``.
     """
@@ -248,23 +355,27 @@ def create_transform(
         final = MaybePILToTensor()
     if isinstance(aug, str) and aug.lower() == "none":
         aug = None
+    check = CheckImage(len(mean) if normalize else None)
 
     if not is_training:
         if aug is not None or separate:
             raise ValueError(f"eval transforms take no augmentation; got aug={aug!r}, separate={separate}")
         if small:
-            return transforms.Compose([transforms.Resize(size, interpolation=str_to_pil_interp(interpolation)),
+            return transforms.Compose([check, transforms.Resize(size, interpolation=str_to_pil_interp(interpolation)),
                                        transforms.CenterCrop(size), final])
         from timm.data.transforms_factory import transforms_imagenet_eval
-        return transforms_imagenet_eval(size, interpolation=interpolation, mean=mean, std=std, crop_pct=crop_pct,
-                                        normalize=normalize, use_prefetcher=not normalize)
+        ev = transforms_imagenet_eval(size, interpolation=interpolation, mean=mean, std=std, crop_pct=crop_pct,
+                                      normalize=normalize, use_prefetcher=not normalize)
+        return transforms.Compose([check, *ev.transforms])
 
+    base: list[Callable] = [check]
     if small:
         pad = size[0] // 8 if crop_padding is None else crop_padding
-        base: list[Callable] = [transforms.RandomCrop(size, padding=pad or None)]
+        base.append(transforms.RandomCrop(size, padding=pad or None))
     else:
-        base = [RandomResizedCropAndInterpolation(size, scale=tuple(scale or (0.08, 1.0)),
-                                                  ratio=tuple(ratio or (3 / 4, 4 / 3)), interpolation=interpolation)]
+        base.append(RandomResizedCropAndInterpolation(size, scale=tuple(scale or (0.08, 1.0)),
+                                                      ratio=tuple(ratio or (3 / 4, 4 / 3)),
+                                                      interpolation=interpolation))
     if hflip > 0:
         base.append(transforms.RandomHorizontalFlip(p=hflip))
     base_t = transforms.Compose(base)
@@ -274,7 +385,7 @@ def create_transform(
             raise ValueError("separate=True needs an augmentation (aug='dynmix...' or a timm augmentation string)")
         return transforms.Compose(base + [final])
     if is_dynmix(aug):
-        cfg = parse_config(aug)
+        cfg = parse_config(aug, image_size=size)
         if num_mixes is not None:
             cfg = cfg.replace(num_mixes=num_mixes)
         if separate:

@@ -10,6 +10,11 @@ timm unchanged. After it, ``timm.data.create_transform(..., auto_augment="dynmix
 produce DynMix views; timm's ``hparams`` (translate constant, fill mean, interpolation) are not used: DynMix
 magnitudes are relative to the image size and fills are black.
 
+The number of DynMix views per image is timm's: ``AugMixDataset(num_splits)`` (``--aug-splits`` /
+``num_aug_splits``) calls the augmentation ``num_splits - 1`` times. So that the config string records what ran,
+the hook also wraps ``AugMixDataset``'s transform setter (and constructor): when it receives a DynMix augmentation,
+a string without ``n`` gets ``n = num_splits - 1``, and a string whose ``n`` differs raises ``ValueError``.
+
 Nothing happens at import time: call :func:`register_timm` explicitly (it is idempotent), and
 :func:`unregister_timm` to restore timm's function.
 """
@@ -27,6 +32,41 @@ __all__ = ["register_timm", "unregister_timm", "is_registered", "TIMM_KNOWN_GOOD
 TIMM_TESTED = ("1.0.16", "1.0.31")  # oldest and newest timm versions known to work
 TIMM_KNOWN_GOOD = f"{TIMM_TESTED[0]} to {TIMM_TESTED[1]}"
 _HOOK_ATTR = "_timm_dynmix_hook"
+
+
+def _augmix_dataset() -> Any:
+    import timm
+
+    cls = getattr(importlib.import_module("timm.data"), "AugMixDataset", None)
+    if cls is None or not callable(getattr(cls, "_set_transforms", None)):
+        raise RuntimeError(f"timm {timm.__version__} moved AugMixDataset._set_transforms (where DynMix checks the "
+                           f"number of views against num_splits); the timm_dynmix hook knows timm {TIMM_KNOWN_GOOD}. "
+                           f"Use timm_dynmix.create_transform instead, or pin timm.")
+    return cls
+
+
+def _match_splits(dataset: Any) -> None:
+    """Make the DynMix config of an AugMixDataset's augmentation agree with its ``num_splits``."""
+    splits = getattr(dataset, "num_splits", None)
+    aug = getattr(dataset, "augmentation", None)
+    if splits is None or aug is None:
+        return
+    steps = getattr(aug, "transforms", None) or [aug]
+    views = int(splits) - 1
+    for step in steps:
+        if not isinstance(step, DynamicMixup):
+            continue
+        n = step.config.num_mixes
+        if "n" in step.given_keys:
+            if n != views:
+                raise ValueError(f"DynMix config {step.config_str!r} asks for n{n} mixed views per image, but timm's "
+                                 f"AugMixDataset(num_splits={splits}) (--aug-splits / num_aug_splits) makes {views}; "
+                                 f"use num_splits {n + 1} or n{views}")
+        elif views != n:
+            if not 1 <= views <= 8:
+                raise ValueError(f"AugMixDataset(num_splits={splits}) with DynMix needs 2 to 9 splits (clean + 1 to 8 "
+                                 f"mixed views, config key 'n'), got {splits}")
+            step.config = step.config.replace(num_mixes=views)
 
 
 def _factory_module() -> Any:
@@ -55,6 +95,9 @@ def is_registered() -> bool:
 def register_timm() -> None:
     """Route ``dynmix-...`` auto-augment strings in timm's transform factory to DynMix (idempotent).
 
+    Also wraps ``timm.data.AugMixDataset``'s constructor and transform setter, so that the config's ``n`` agrees
+    with the dataset's ``num_splits`` (filled in when the string has no ``n``, refused when it differs).
+
     Raises:
         RuntimeError: if the installed timm moved the functions the hook wraps (the message names the version).
     """
@@ -62,6 +105,7 @@ def register_timm() -> None:
     original = tf.auto_augment_transform
     if getattr(original, _HOOK_ATTR, False):
         return
+    ds_cls = _augmix_dataset()
 
     def auto_augment_transform(config_str: Any, hparams: dict | None = None) -> Any:
         if is_dynmix(config_str):
@@ -71,6 +115,23 @@ def register_timm() -> None:
     auto_augment_transform.__doc__ = original.__doc__
     auto_augment_transform.__wrapped__ = original  # type: ignore[attr-defined]
     setattr(auto_augment_transform, _HOOK_ATTR, True)
+
+    orig_init, orig_set = ds_cls.__init__, ds_cls._set_transforms
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        orig_init(self, *args, **kwargs)
+        _match_splits(self)
+
+    def _set_transforms(self: Any, x: Any) -> None:
+        orig_set(self, x)
+        _match_splits(self)  # no-op inside __init__ (num_splits is set after the transforms there)
+
+    for fn, orig in ((__init__, orig_init), (_set_transforms, orig_set)):
+        fn.__wrapped__ = orig  # type: ignore[attr-defined]
+        fn.__doc__ = orig.__doc__
+        setattr(fn, _HOOK_ATTR, True)
+    if not getattr(orig_set, _HOOK_ATTR, False):
+        ds_cls.__init__, ds_cls._set_transforms = __init__, _set_transforms
     tf.auto_augment_transform = auto_augment_transform
 
 
@@ -80,3 +141,8 @@ def unregister_timm() -> None:
     fn = tf.auto_augment_transform
     if getattr(fn, _HOOK_ATTR, False):
         tf.auto_augment_transform = fn.__wrapped__
+    cls = getattr(importlib.import_module("timm.data"), "AugMixDataset", None)
+    for name in ("__init__", "_set_transforms"):
+        method = getattr(cls, name, None)
+        if getattr(method, _HOOK_ATTR, False):
+            setattr(cls, name, method.__wrapped__)

@@ -17,15 +17,17 @@ index, the level and the op's own draws (the sign); then m1, m2 (``indep`` only)
 
 from __future__ import annotations
 
+import os
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from PIL import Image
 
-from timm_dynmix.config import DynMixConfig, parse_config
-from timm_dynmix.ops import MIN_LEVEL, OPS, check_image
-from timm_dynmix.rng import derive_seed, seed_from_torch
+from timm_dynmix.config import SMALL_IMAGE_MAX, DynMixConfig, given_keys, parse_config
+from timm_dynmix.ops import MIN_LEVEL, OP_SETS, OPS, check_image
+from timm_dynmix.rng import seed_from_torch
 
 __all__ = ["DynamicMixup", "MixParams", "mix", "OUTPUTS"]
 
@@ -77,8 +79,15 @@ class DynamicMixup:
         config: A ``dynmix-...`` config string or a :class:`DynMixConfig` (``"dynmix"`` = the defaults).
         output: ``"pil"`` (uint8 image of the input's mode, rounded) or ``"tensor"`` (float32 CHW in [0, 1]).
         seed: Without an explicit generator, calls draw from torch's global RNG when ``seed`` is None (DataLoader
-            seeds it per worker), or from a stream keyed by ``(seed, call number, worker id)`` when it is set.
-            For per-sample reproducibility in training pass ``rng`` (as :class:`timm_dynmix.DynMixDataset` does).
+            seeds it per worker), or from a stream keyed by ``(seed, epoch, rank, worker id, DataLoader worker
+            seed, call number)`` when it is set (see :meth:`draw_seed`): workers, ranks and epochs never repeat
+            each other, and a run with the same ``seed`` and the same torch seed (which fixes DataLoader's
+            per-epoch worker seeds) repeats its views. For per-sample reproducibility that does not depend on
+            the loader's order, pass ``rng`` (as :class:`timm_dynmix.DynMixDataset` does).
+
+    A config string without an ``o`` key runs the ``cifar`` op set; the first image larger than 64 px it meets
+    raises a ``UserWarning`` (once per transform): give ``o`` (``oimagenet`` adds the paper's ``downscale``), or
+    build the transform with :func:`timm_dynmix.create_transform`, which picks the set from the image size.
 
     Example:
         >>> t = DynamicMixup("dynmix-m3-d2-a1")
@@ -94,7 +103,11 @@ class DynamicMixup:
             raise ValueError(f"seed must be None or an integer >= 0, got {seed!r}")
         self.output = output
         self.seed = seed
+        self.epoch = 0
         self._calls = 0
+        # the op set came from the default (no 'o' key): warn when it meets images it was not meant for
+        self.given_keys = given_keys(config)  # the keys the config string set explicitly (all for a DynMixConfig)
+        self._warn_default_ops = "o" not in self.given_keys and self.config.ops == OP_SETS["cifar"]
 
     @property
     def config_str(self) -> str:
@@ -104,14 +117,38 @@ class DynamicMixup:
         seed = "" if self.seed is None else f", seed={self.seed}"
         return f"{type(self).__name__}({self.config_str!r}, output={self.output!r}{seed})"
 
+    def set_epoch(self, epoch: int) -> None:
+        """Key the ``seed`` stream by ``epoch`` and restart its call count (a resumed run repeats the epoch).
+
+        Call it in the main process before the epoch's DataLoader iterator is created (workers copy it then).
+        Without it, DataLoader workers still differ per epoch through their per-epoch torch seed.
+        """
+        if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
+            raise ValueError(f"epoch must be an integer >= 0, got {epoch!r}")
+        self.epoch = int(epoch)
+        self._calls = 0
+
     # -- sample ---------------------------------------------------------------------------------------------------
-    def _default_rng(self) -> np.random.Generator:
+    def draw_seed(self) -> int:
+        """The next 63-bit seed of this transform's stream (used when a call gets no ``rng``).
+
+        ``seed=None``: drawn from torch's global generator. Otherwise derived from ``(seed, epoch, rank, worker id,
+        the DataLoader worker's torch seed, call number)``. DataLoader draws a fresh base seed for its workers at
+        every epoch (from torch's global generator or the loader's ``generator``), so forked workers, which all
+        start from the same call count, neither repeat each other nor the previous epoch. The rank comes from
+        ``torch.distributed`` when initialized, else from the ``RANK`` environment variable.
+        """
         if self.seed is None:
-            return np.random.default_rng(seed_from_torch())
+            return seed_from_torch()
         info = torch.utils.data.get_worker_info()
-        worker = 0 if info is None else info.id + 1
+        worker, loader_seed = (0, 0) if info is None else (info.id + 1, int(info.seed) & _MASK64)
         self._calls += 1
-        return np.random.default_rng(derive_seed(self.seed, 0, self._calls, worker, split="dynmix-call"))
+        keys = (self.epoch, _rank(), worker, loader_seed, self._calls, _STREAM_KEY)
+        state = np.random.SeedSequence(entropy=self.seed, spawn_key=keys).generate_state(2, dtype=np.uint32)
+        return (int(state[0]) << 31) ^ int(state[1])
+
+    def _default_rng(self) -> np.random.Generator:
+        return np.random.default_rng(self.draw_seed())
 
     def sample_params(self, rng: np.random.Generator, size: tuple[int, int]) -> MixParams:
         """Draw the random choices of one view for an image of ``size = (width, height)``."""
@@ -161,11 +198,31 @@ class DynamicMixup:
     def __call__(self, img: Image.Image, rng: np.random.Generator | None = None) -> Image.Image | torch.Tensor:
         """One DynMix view of ``img`` (PIL, mode L/RGB/RGBA, at least 8x8 pixels)."""
         check_image(img)
+        if self._warn_default_ops and max(img.size) > SMALL_IMAGE_MAX:
+            self._warn_default_ops = False
+            warnings.warn(f"DynMix config {self.config_str!r} runs the default 'cifar' op set on a "
+                          f"{img.size[0]}x{img.size[1]} image; for images above {SMALL_IMAGE_MAX} px the paper adds "
+                          f"'downscale' (op set 'imagenet'): give the op set explicitly ('-oimagenet' or '-ocifar') "
+                          f"or use timm_dynmix.create_transform, which picks it from the image size",
+                          UserWarning, stacklevel=2)
         if rng is None:
             rng = self._default_rng()
         elif not isinstance(rng, np.random.Generator):
             raise TypeError(f"rng must be a numpy.random.Generator or None, got {type(rng).__name__}")
         return self.apply(img, self.sample_params(rng, img.size))
+
+
+_MASK64 = (1 << 64) - 1
+_STREAM_KEY = 0x646D6978  # "dmix": keeps this stream apart from other uses of the same seed
+
+
+def _rank() -> int:
+    """This process's distributed rank: torch.distributed's when initialized, else ``$RANK``, else 0."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return int(dist.get_rank())
+    env = os.environ.get("RANK", "")
+    return int(env) if env.isdigit() else 0
 
 
 def _to_float(img: Image.Image) -> np.ndarray:
