@@ -56,6 +56,20 @@ def test_create_transform_builds_dynmix(hook):
         create_transform(32, is_training=True, auto_augment="dynmix-m99")
 
 
+def test_op_set_follows_timms_image_size(hook):
+    """Without an ``o`` key the hook picks the op set from the size timm builds for; an explicit ``o`` is kept."""
+    from timm_dynmix.ops import OP_SETS
+
+    def dynmix_of(size: int, aug: str) -> DynamicMixup:
+        return next(s for s in create_transform(size, is_training=True, auto_augment=aug).transforms
+                    if isinstance(s, DynamicMixup))
+
+    for size, op_set in ((32, "cifar"), (64, "cifar"), (96, "imagenet"), (224, "imagenet")):
+        t = dynmix_of(size, "dynmix-m3")
+        assert t.config.ops == OP_SETS[op_set] and t.config_str.endswith(f"-o{op_set}"), size
+    assert dynmix_of(224, "dynmix-ocifar_upright").config.ops == OP_SETS["cifar_upright"]
+
+
 def test_without_hook_timm_rejects_dynmix():
     assert not is_registered()
     # timm's own parser: it takes 'dynmix' for an AutoAugment policy name and asserts on the unknown section

@@ -24,7 +24,8 @@ from timm_dynmix.timm_train import JsdCrossEntropy, check_timm, rewrite_args, ti
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMM_JSD = timm.loss.jsd.JsdCrossEntropy  # timm's own class, before any patch
-CANON = str(parse_config("dynmix"))  # dynmix-m3-d2-p0.5-a1-wpair-b0-n2-ocifar
+CANON_FULL = str(parse_config("dynmix"))  # dynmix-m3-d2-p0.5-a1-wpair-b0-n2-ocifar
+CANON = CANON_FULL.removesuffix("-ocifar")  # what the launcher passes: the hook picks the op set from the image size
 DEFAULT_ADDED = ("--aa", CANON, "--aug-splits", "3", "--jsd-loss", "--smoothing", "0")
 
 
@@ -45,7 +46,7 @@ def test_aug_dynmix_becomes_timm_flags_where_it_was():
 
 def test_config_sets_the_number_of_splits_and_equals_form():
     out = rewrite_args(["--aug=dynmix-n3-m5-windep", "--model=resnet18"])
-    assert out.argv == ("--aa", "dynmix-m5-d2-p0.5-a1-windep-b0-n3-ocifar", "--aug-splits", "4", "--jsd-loss",
+    assert out.argv == ("--aa", "dynmix-m5-d2-p0.5-a1-windep-b0-n3", "--aug-splits", "4", "--jsd-loss",
                         "--smoothing", "0", "--model=resnet18")
 
 
@@ -84,7 +85,7 @@ def test_command_line_overrides_yaml_as_in_train_py(tmp_path):
 def test_aug_and_jsd_weight_in_yaml_are_added_at_the_end(tmp_path):
     cfg = write_yaml(tmp_path / "c.yaml", "aug: dynmix-n1\njsd_weight: 4\n")
     out = rewrite_args(["-c", cfg, "--model", "m", "--", "/data"])
-    assert out.argv == ("-c", cfg, "--model", "m", "--aa", str(parse_config("dynmix-n1")), "--aug-splits", "2",
+    assert out.argv == ("-c", cfg, "--model", "m", "--aa", str(parse_config("dynmix-n1")).removesuffix("-ocifar"), "--aug-splits", "2",
                         "--jsd-loss", "--smoothing", "0", "--", "/data")
     assert out.jsd_weight == 4.0
 
@@ -92,7 +93,9 @@ def test_aug_and_jsd_weight_in_yaml_are_added_at_the_end(tmp_path):
 def test_jsd_off_in_yaml_is_kept_with_a_note(tmp_path):
     cfg = write_yaml(tmp_path / "c.yaml", "jsd_loss: false\n")
     out = rewrite_args(["-c", cfg, "--aug", "dynmix"])
-    assert "--jsd-loss" not in out.argv and "without the JSD consistency loss" in out.notes[0]
+    assert "--jsd-loss" not in out.argv and any("without the JSD consistency loss" in n for n in out.notes)
+    assert any("op set" in n for n in out.notes)  # no o key: the hook picks the op set from the image size
+    assert not any("op set" in n for n in rewrite_args(["--aug", "dynmix-ocifar"]).notes)
     with pytest.raises(ValueError, match="--jsd-weight sets the weight of the JSD consistency loss, which is off"):
         rewrite_args(["-c", cfg, "--aug", "dynmix", "--jsd-weight", "3"])
 
@@ -271,7 +274,7 @@ def test_timm_training_api_through_the_launcher(tmp_path, real_images):
                                auto_augment=args.aa, num_aug_splits=args.aug_splits, use_prefetcher=True,
                                device=torch.device("cpu"), num_workers=0, interpolation="bicubic")
         assert isinstance(dataset.augmentation.transforms[0], DynamicMixup)
-        assert dataset.augmentation.transforms[0].config_str == CANON
+        assert dataset.augmentation.transforms[0].config_str == CANON_FULL  # 32 px: the cifar op set
         if args.jsd_loss:  # train.py's choice of loss, by the name it imports
             loss_fn = timm.loss.JsdCrossEntropy(num_splits=args.aug_splits, smoothing=args.smoothing)
         assert isinstance(loss_fn, JsdLoss) and loss_fn.weight == 8.0
@@ -382,7 +385,7 @@ def test_python_m_runs_the_script_as_main_with_rewritten_argv(stand_in, tmp_path
     assert proc.returncode == 0, proc.stderr
     got = received(proc.stdout)
     assert got["name"] == "__main__" and got["file"] == str(stand_in) and got["helper"] == 42
-    canon = str(parse_config("dynmix-m5"))
+    canon = str(parse_config("dynmix-m5")).removesuffix("-ocifar")
     assert got["argv"] == [str(stand_in), "-c", cfg, "--aa", canon, "--aug-splits", "3", "--jsd-loss", "-b", "8",
                            "/some/data"]
     a = got["args"]
@@ -406,7 +409,7 @@ def test_cli_runs_the_script_in_process_and_restores_state(stand_in, capsys):
     argv_before, path_before = list(sys.argv), list(sys.path)
     assert main(["timm-train", str(stand_in), "--aug", "dynmix-n1", "--model", "m"]) == 0
     got = received(capsys.readouterr().out)
-    assert got["argv"][1:] == ["--aa", str(parse_config("dynmix-n1")), "--aug-splits", "2", "--jsd-loss",
+    assert got["argv"][1:] == ["--aa", str(parse_config("dynmix-n1")).removesuffix("-ocifar"), "--aug-splits", "2", "--jsd-loss",
                                "--smoothing", "0", "--model", "m"]
     assert got["weight"] == 12.0 and got["loss"] == "timm_dynmix.timm_train"
     assert sys.argv == argv_before and sys.path == path_before

@@ -7,8 +7,9 @@ timm has no registry for augmentations: ``timm.data.transforms_factory.transform
 starting with ``dynmix`` build a :class:`timm_dynmix.DynamicMixup` and every other string falls through to
 timm unchanged. After it, ``timm.data.create_transform(..., auto_augment="dynmix-m3-d2")`` and
 ``timm.data.create_loader(..., auto_augment="dynmix-...", num_aug_splits=3)`` (with timm's ``AugMixDataset``)
-produce DynMix views; timm's ``hparams`` (translate constant, fill mean, interpolation) are not used: DynMix
-magnitudes are relative to the image size and fills are black.
+produce DynMix views; timm's ``hparams`` (translate constant, fill mean, interpolation) are not used for the ops:
+DynMix magnitudes are relative to the image size and fills are black. A string without an ``o`` key gets the op
+set for the image size that timm's translate constant implies (``imagenet`` above 64 px, else ``cifar``).
 
 The number of DynMix views per image is timm's: ``AugMixDataset(num_splits)`` (``--aug-splits`` /
 ``num_aug_splits``) calls the augmentation ``num_splits - 1`` times. So that the config string records what ran,
@@ -24,6 +25,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from timm_dynmix.config import default_op_set, given_keys
 from timm_dynmix.data import is_dynmix
 from timm_dynmix.transforms import DynamicMixup
 
@@ -69,6 +71,20 @@ def _match_splits(dataset: Any) -> None:
             step.config = step.config.replace(num_mixes=views)
 
 
+def _with_op_set(config_str: Any, hparams: dict | None) -> Any:
+    """Add the op set for the image size to a DynMix string without an ``o`` key.
+
+    timm's ``transforms_imagenet_train`` passes ``hparams["translate_const"] = int(0.45 * min(image size))``; the
+    hook reads the size back from it, so that 224 px training gets the ``imagenet`` set (with ``downscale``) and
+    32 px training the ``cifar`` set, as :func:`timm_dynmix.create_transform` chooses. Without it (a direct call),
+    the string is left as it is (the ``cifar`` default, which warns on large images).
+    """
+    const = (hparams or {}).get("translate_const")
+    if not isinstance(config_str, str) or "o" in given_keys(config_str) or not isinstance(const, (int, float)):
+        return config_str
+    return f"{config_str}-o{default_op_set(round(const / 0.45))}"
+
+
 def _factory_module() -> Any:
     import timm
 
@@ -109,7 +125,7 @@ def register_timm() -> None:
 
     def auto_augment_transform(config_str: Any, hparams: dict | None = None) -> Any:
         if is_dynmix(config_str):
-            return DynamicMixup(config_str)
+            return DynamicMixup(_with_op_set(config_str, hparams))
         return original(config_str, hparams)
 
     auto_augment_transform.__doc__ = original.__doc__

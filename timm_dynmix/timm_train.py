@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from timm_dynmix.config import DynMixConfig, parse_config
+from timm_dynmix.config import DynMixConfig, given_keys, parse_config
 from timm_dynmix.data import is_dynmix
 from timm_dynmix.loss import TimmJsdCrossEntropy
 
@@ -281,6 +281,10 @@ def rewrite_args(argv: Sequence[str]) -> TimmTrainArgs:
                              f"got {aug!r}; for timm's own augmentations use --aa without --aug")
         config = _config_of("--aug", aug)
         canonical = str(config)
+        if "o" not in given_keys(aug):  # leave the op set to the hook, which picks it from timm's image size
+            canonical = "-".join(part for part in canonical.split("-") if not part.startswith("o"))
+            notes.append("no op set in --aug (key o): DynMix takes the imagenet set (with downscale) for images "
+                         "above 64 px and the cifar set otherwise, from the image size timm's train.py builds")
         num_splits = 1 + config.num_mixes
         if aa is not None and aa_config is None:
             raise ValueError(f"--aa {aa} conflicts with --aug {aug}: both choose the training augmentation. "
@@ -457,7 +461,8 @@ def _announce(path: Path, args: TimmTrainArgs) -> None:
         return
     lines = []
     if args.added:
-        lines.append(f"--aug {args.config} -> {' '.join(args.added)}")
+        shown = args.added[args.added.index("--aa") + 1] if "--aa" in args.added else args.config
+        lines.append(f"--aug {shown} -> {' '.join(args.added)}")
     elif args.config is not None:
         lines.append(f"DynMix config {args.config}")
     weight = (f"weight {args.jsd_weight:g} from --jsd-weight" if args.jsd_weight is not None
