@@ -259,6 +259,8 @@ def test_augmix_is_reproducible_per_generator(real_images):
     ("augmix_official", "augmix_official-s3-w3-d0-a1"),
     ("augmix_official-s1", "augmix_official-s1-w3-d0-a1"),
     ("augmix_official-a0.5-d2-w4-s2.5", "augmix_official-s2.5-w4-d2-a0.5"),
+    ("augmix_official-a0.00001", "augmix_official-s3-w3-d0-a0.00001"),  # no exponent: '-' separates sections
+    ("augmix_official-s0.123456789-a99.99999999999999", "augmix_official-s0.123456789-w3-d0-a99.99999999999999"),
 ])
 def test_augmix_config_strings_round_trip(text, canonical):
     cfg = parse_augmix_config(text)

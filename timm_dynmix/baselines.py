@@ -39,7 +39,6 @@ without one it seeds a generator from torch's global RNG (which DataLoader worke
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -50,6 +49,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from timm_dynmix.config import as_int, as_number, format_number
 from timm_dynmix.ops import MIN_LEVEL, OPS, Op, check_image
 from timm_dynmix.rng import seed_from_torch
 
@@ -151,16 +151,16 @@ class AugMixConfig:
     alpha: float = 1.0
 
     def __post_init__(self) -> None:
-        sev = _number("severity", self.severity)
+        sev = as_number("AugMix severity", self.severity)
         if not 0.1 <= sev <= 10:
             raise ValueError(f"AugMix severity must be in [0.1, 10] (config key 's'), got {self.severity!r}")
-        width = _integer("width", self.width)
+        width = as_int("AugMix width", self.width)
         if not 1 <= width <= 16:
             raise ValueError(f"AugMix width must be in [1, 16] (config key 'w'), got {self.width!r}")
-        depth = _integer("depth", self.depth)
+        depth = as_int("AugMix depth", self.depth)
         if not 0 <= depth <= 10:
             raise ValueError(f"AugMix depth must be 0 (random 1-3) or in [1, 10] (config key 'd'), got {self.depth!r}")
-        alpha = _number("alpha", self.alpha)
+        alpha = as_number("AugMix alpha", self.alpha)
         if not 0 < alpha <= 100:
             raise ValueError(f"AugMix alpha must be in (0, 100] (config key 'a'), got {self.alpha!r}")
         object.__setattr__(self, "severity", float(sev))
@@ -178,25 +178,6 @@ class AugMixConfig:
 
     def __str__(self) -> str:
         return self.to_string()
-
-
-def _number(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"AugMix {name} must be a number, got {value!r} ({type(value).__name__})")
-    if not math.isfinite(value):
-        raise ValueError(f"AugMix {name} must be a finite number, got {value!r}")
-    return float(value)
-
-
-def _integer(name: str, value: Any) -> int:
-    number = _number(name, value)
-    if not number.is_integer():
-        raise ValueError(f"AugMix {name} must be an integer, got {value!r}")
-    return int(number)
-
-
-def _fmt(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else repr(float(x))
 
 
 def is_official_augmix(aug: object) -> bool:
@@ -246,7 +227,8 @@ def format_augmix_config(config: AugMixConfig) -> str:
     """The canonical config string of ``config``: every key, in the order s, w, d, a."""
     if not isinstance(config, AugMixConfig):
         raise TypeError(f"format_augmix_config expects an AugMixConfig, got {type(config).__name__}")
-    return "-".join([AUGMIX_PREFIX] + [f"{key}{_fmt(getattr(config, name))}" for key, name in _AM_KEYS.items()])
+    return "-".join([AUGMIX_PREFIX] + [f"{key}{format_number(getattr(config, name))}"
+                                       for key, name in _AM_KEYS.items()])
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -57,7 +57,7 @@ _SECTION_RE = re.compile(r"^([a-z])(.+)$")
 SMALL_IMAGE_MAX = 64  # up to this size (CIFAR, SVHN, digits): CIFAR-style crops and, by default, the cifar op set
 
 
-def _fmt_num(x: float) -> str:
+def format_number(x: float) -> str:
     """Shortest exact decimal text of a float in positional notation, without a trailing ``.0`` for integers.
 
     ``repr`` would write ``1e-05``, whose ``-`` the parser takes for a section separator.
@@ -111,12 +111,12 @@ class DynMixConfig:
         def setf(name: str, value: Any) -> None:
             object.__setattr__(self, name, value)
 
-        mag = _as_number("magnitude", self.magnitude)
+        mag = as_number("magnitude", self.magnitude)
         if not 0.1 <= mag <= 10:
             raise ValueError(f"DynMix magnitude must be in [0.1, 10] (config key 'm'), got {self.magnitude!r}")
         setf("magnitude", float(mag))
 
-        depth = _as_int("depth", self.depth)
+        depth = as_int("depth", self.depth)
         if depth not in (1, 2):
             raise ValueError(f"DynMix depth must be 1 or 2 (config key 'd'), got {self.depth!r}")
         setf("depth", depth)
@@ -124,7 +124,7 @@ class DynMixConfig:
         if self.depth2_prob is None:
             prob = _DEFAULT_DEPTH2_PROB if depth == 2 else 0.0
         else:
-            prob = _as_number("depth2_prob", self.depth2_prob)
+            prob = as_number("depth2_prob", self.depth2_prob)
         if not 0.0 <= prob <= 1.0:
             raise ValueError(f"DynMix depth2_prob must be in [0, 1] (config key 'p'), got {self.depth2_prob!r}")
         if depth == 1 and prob != 0.0:
@@ -132,7 +132,7 @@ class DynMixConfig:
                              "chain has depth 1; leave depth2_prob out or set it to 0")
         setf("depth2_prob", float(prob))
 
-        alpha = _as_number("alpha", self.alpha)
+        alpha = as_number("alpha", self.alpha)
         if not 0.0 < alpha <= 100.0:
             raise ValueError(f"DynMix alpha must be in (0, 100] (config key 'a'), got {self.alpha!r}")
         setf("alpha", float(alpha))
@@ -147,7 +147,7 @@ class DynMixConfig:
             raise ValueError(f"DynMix blend must be 0/1 or a bool (config key 'b'), got {self.blend!r}")
         setf("blend", bool(self.blend))
 
-        n = _as_int("num_mixes", self.num_mixes)
+        n = as_int("num_mixes", self.num_mixes)
         if not 1 <= n <= 8:
             raise ValueError(f"DynMix num_mixes must be in [1, 8] (config key 'n'), got {self.num_mixes!r}")
         setf("num_mixes", n)
@@ -184,7 +184,8 @@ class DynMixConfig:
         return self.to_string()
 
 
-def _as_number(name: str, value: Any) -> float:
+def as_number(name: str, value: Any) -> float:
+    """``value`` as a float; ``TypeError`` for a non-number (bools included), ``ValueError`` if not finite."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
     if not math.isfinite(value):
@@ -192,7 +193,8 @@ def _as_number(name: str, value: Any) -> float:
     return float(value)
 
 
-def _as_int(name: str, value: Any) -> int:
+def as_int(name: str, value: Any) -> int:
+    """``value`` as an int; ``TypeError`` for a non-number, ``ValueError`` for a non-integral or non-finite one."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
     if not math.isfinite(value) or float(value) != int(value):
@@ -301,6 +303,6 @@ def format_config(config: DynMixConfig) -> str:
         elif f.name == "blend":
             text = str(int(value))
         else:
-            text = _fmt_num(value)
+            text = format_number(value)
         parts.append(f"{key}{text}")
     return "-".join(parts)
