@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TIMM_JSD = timm.loss.jsd.JsdCrossEntropy  # timm's own class, before any patch
 CANON_FULL = str(parse_config("dynmix"))  # dynmix-m3-d2-p0.5-a1-wpair-b0-n2-ocifar
 CANON = CANON_FULL.removesuffix("-ocifar")  # what the launcher passes: the hook picks the op set from the image size
+CANON_N1 = str(parse_config("dynmix-n1")).removesuffix("-ocifar")
 DEFAULT_ADDED = ("--aa", CANON, "--aug-splits", "3", "--jsd-loss", "--smoothing", "0")
 
 
@@ -85,7 +86,7 @@ def test_command_line_overrides_yaml_as_in_train_py(tmp_path):
 def test_aug_and_jsd_weight_in_yaml_are_added_at_the_end(tmp_path):
     cfg = write_yaml(tmp_path / "c.yaml", "aug: dynmix-n1\njsd_weight: 4\n")
     out = rewrite_args(["-c", cfg, "--model", "m", "--", "/data"])
-    assert out.argv == ("-c", cfg, "--model", "m", "--aa", str(parse_config("dynmix-n1")).removesuffix("-ocifar"), "--aug-splits", "2",
+    assert out.argv == ("-c", cfg, "--model", "m", "--aa", CANON_N1, "--aug-splits", "2",
                         "--jsd-loss", "--smoothing", "0", "--", "/data")
     assert out.jsd_weight == 4.0
 
@@ -409,7 +410,7 @@ def test_cli_runs_the_script_in_process_and_restores_state(stand_in, capsys):
     argv_before, path_before = list(sys.argv), list(sys.path)
     assert main(["timm-train", str(stand_in), "--aug", "dynmix-n1", "--model", "m"]) == 0
     got = received(capsys.readouterr().out)
-    assert got["argv"][1:] == ["--aa", str(parse_config("dynmix-n1")).removesuffix("-ocifar"), "--aug-splits", "2", "--jsd-loss",
+    assert got["argv"][1:] == ["--aa", CANON_N1, "--aug-splits", "2", "--jsd-loss",
                                "--smoothing", "0", "--model", "m"]
     assert got["weight"] == 12.0 and got["loss"] == "timm_dynmix.timm_train"
     assert sys.argv == argv_before and sys.path == path_before
