@@ -54,6 +54,6 @@ def real_images() -> list[Image.Image]:
 @pytest.fixture(scope="session")
 def photo() -> Image.Image:
     """A real 427x640 photograph (scikit-learn's china.jpg)."""
-    from timm_dynmix.preview import load_sample_image
+    from timm_dynmix.augment.preview import load_sample_image
 
     return load_sample_image("china.jpg")

@@ -10,7 +10,7 @@ import torch
 from PIL import Image, ImageOps
 from torchvision import transforms
 
-from timm_dynmix.baselines import (
+from timm_dynmix.augment.baselines import (
     AUGMIX_OPS,
     OVERLAPPING_OPS,
     RANDOM_AA_OPS,

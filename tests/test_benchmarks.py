@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from timm_dynmix.benchmarks import (
+from timm_dynmix.robustness.readers import (
     BenchmarkError,
     balanced_subset_indices,
     detect_layout,

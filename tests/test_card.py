@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -13,11 +14,11 @@ import pytest
 from huggingface_hub import EvalResult, ModelCard
 from PIL import Image
 
-from timm_dynmix.card import (
+from timm_dynmix.cli import main
+from timm_dynmix.hub.card import (
     CARD_TAGS,
     REPO_ID_PLACEHOLDER,
     EvalReport,
-    _find_templates,
     card_data,
     load_eval_report,
     render_card,
@@ -25,7 +26,6 @@ from timm_dynmix.card import (
     validate_card,
     write_card,
 )
-from timm_dynmix.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -175,7 +175,7 @@ def test_card_baseline_and_local_dataset():
 
 
 def test_card_mentions_import_for_timm_dynmix_architectures(monkeypatch):
-    monkeypatch.setattr("timm_dynmix.hub.requires_timm_dynmix", lambda arch: True)
+    monkeypatch.setattr("timm_dynmix.hub.card.requires_timm_dynmix", lambda arch: True)
     text = str(render_card(CONFIG))
     assert "**`import timm_dynmix` first.**" in text
     usage = text.split("## Usage")[1]
@@ -236,13 +236,12 @@ def test_card_cli(tmp_path, capsys):
 
 # ---- packaging: the templates ship in the wheel --------------------------------------------------------------------
 def test_templates_found_in_checkout_and_in_wheel(tmp_path):
-    assert templates_dir() == ROOT / "hub_cards"
+    assert templates_dir() == ROOT / "timm_dynmix" / "hub" / "templates"
     src = tmp_path / "src"
     src.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, src / name)
-    for name in ("timm_dynmix", "hub_cards"):
-        shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "timm_dynmix", src / "timm_dynmix", ignore=shutil.ignore_patterns("__pycache__"))
     out = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps", "-q", "-w",
                           str(tmp_path / "dist"), str(src)], capture_output=True, text=True, timeout=180)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -250,8 +249,12 @@ def test_templates_found_in_checkout_and_in_wheel(tmp_path):
     with zipfile.ZipFile(wheel) as z:
         names = set(z.namelist())
         z.extractall(tmp_path / "site")
-    assert "timm_dynmix/hub_cards/modelcard.md.j2" in names
+    assert "timm_dynmix/hub/templates/modelcard.md.j2" in names
     sources = {f"timm_dynmix/{p.relative_to(ROOT / 'timm_dynmix').as_posix()}"
                for p in (ROOT / "timm_dynmix").rglob("*.py")}
     assert sources <= names, f"modules missing from the wheel (list new subpackages in pyproject): {sources - names}"
-    assert _find_templates(tmp_path / "site" / "timm_dynmix") == tmp_path / "site" / "timm_dynmix" / "hub_cards"
+    site = tmp_path / "site"
+    code = "from timm_dynmix.hub.card import templates_dir; print(templates_dir())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                         env={**os.environ, "PYTHONPATH": str(site)})
+    assert out.returncode == 0 and out.stdout.strip() == str(site / "timm_dynmix" / "hub" / "templates"), out.stderr

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from timm_dynmix import OP_SETS, DynMixConfig, format_config, parse_config
-from timm_dynmix.config import given_keys
+from timm_dynmix.augment.config import given_keys
 
 
 def test_defaults_and_canonical_string():

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from conftest import cifar10_test_arrays
 
-from timm_dynmix import corruptions as C
-from timm_dynmix.corruptions import ALL_CORRUPTIONS, CORRUPTIONS, EXTRA_CORRUPTIONS, PARAMS, corrupt
+from timm_dynmix.robustness import corruptions as C
+from timm_dynmix.robustness.corruptions import ALL_CORRUPTIONS, CORRUPTIONS, EXTRA_CORRUPTIONS, PARAMS, corrupt
 
 # make_cifar_c.py's parameters exactly as eval-protocol.md (section 1.5) documents them; zoom_blur as the
 # np.arange arguments, elastic_transform as 32 x the documented fractions.

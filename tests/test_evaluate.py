@@ -14,13 +14,13 @@ import torch
 from conftest import CIFAR10_DIR
 from torch import nn
 
-from timm_dynmix.benchmarks import read_npy_c, read_perturbations
-from timm_dynmix.card import load_eval_report
 from timm_dynmix.cli import main
-from timm_dynmix.corruptions import ALL_CORRUPTIONS, CORRUPTIONS, corrupt
-from timm_dynmix.evaluate import evaluate_corruptions, evaluate_perturbations, load_eval_model
-from timm_dynmix.make_c import make_c
-from timm_dynmix.report import build_report, compare_reports, write_report
+from timm_dynmix.hub.card import load_eval_report
+from timm_dynmix.robustness.corruptions import ALL_CORRUPTIONS, CORRUPTIONS, corrupt
+from timm_dynmix.robustness.evaluate import evaluate_corruptions, evaluate_perturbations, load_eval_model
+from timm_dynmix.robustness.make_c import make_c
+from timm_dynmix.robustness.readers import read_npy_c, read_perturbations
+from timm_dynmix.robustness.report import build_report, compare_reports, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 CIDS = {"clean": 0, "fog": 1, "snow": 2, "speckle_noise": 3}
@@ -109,7 +109,7 @@ def test_model_correct_on_a_chosen_subset(tmp_path):
                                                                              / 2)
     # --max-per-cell: the same seeded positions in every cell
     sub = read_npy_c(tmp_path / "c", max_per_cell=7, seed=5)
-    from timm_dynmix.benchmarks import subset_indices
+    from timm_dynmix.robustness.readers import subset_indices
 
     pos = subset_indices(k, 7, seed=5)
     rep = build_report(evaluate_corruptions(Lookup(table), sub, batch_size=16, progress=False), None)
@@ -242,7 +242,7 @@ def test_make_c_folder_layout(tmp_path, source):
     assert len(files) == 12 and {f.parent.name for f in files} == {"cat", "dog", "eel"}
     assert len(list((tmp_path / "c" / "clean").rglob("*.JPEG"))) == 12
     assert sorted(p.name for p in (tmp_path / "c").iterdir()) == ["clean", "make_c.json", "snow"]  # no cache left
-    from timm_dynmix.benchmarks import read_folder_c
+    from timm_dynmix.robustness.readers import read_folder_c
 
     bench = read_folder_c(tmp_path / "c")
     assert bench.clean is not None and bench.class_to_index == {"cat": 0, "dog": 1, "eel": 2}
@@ -310,7 +310,7 @@ def test_cli_errors(tmp_path, capsys):
     for argv, match in cases:
         assert main(argv) == 2
         assert match in capsys.readouterr().err, argv
-    from timm_dynmix.evaluate import load_benchmark
+    from timm_dynmix.robustness.evaluate import load_benchmark
 
     with pytest.raises(ValueError, match=r"unknown benchmark 'imagenet-x'"):
         load_benchmark("imagenet-x")
@@ -388,7 +388,7 @@ def test_folder_benchmark_with_clean_set(tmp_path):
     """ImageNet-style tree of 2 wnids and a separate clean image folder: labels map to ImageNet-1k indices."""
     from PIL import Image
 
-    from timm_dynmix.evaluate import load_benchmark
+    from timm_dynmix.robustness.evaluate import load_benchmark
 
     wnids = ("n01440764", "n15075141")  # ImageNet-1k classes 0 and 999
     for s in range(1, 6):
@@ -437,7 +437,7 @@ def test_cli_named_benchmark_with_clean_dataset(tmp_path, real_images, capsys):
 def test_errors_inside_data_loading_are_one_line(tmp_path):
     from PIL import Image
 
-    from timm_dynmix.benchmarks import read_folder_c
+    from timm_dynmix.robustness.readers import read_folder_c
 
     for s in range(1, 6):
         for cls, size in (("a", 16), ("b", 20)):
@@ -459,8 +459,8 @@ def test_errors_inside_data_loading_are_one_line(tmp_path):
 def test_imagenet_3dcc_uses_its_own_corruptions_and_baseline(tmp_path):
     from PIL import Image
 
-    from timm_dynmix.evaluate import load_benchmark
-    from timm_dynmix.metrics import ALEXNET_3DCC_ERRORS
+    from timm_dynmix.robustness.evaluate import load_benchmark
+    from timm_dynmix.robustness.metrics import ALEXNET_3DCC_ERRORS
 
     for c in ("near_focus", "fog_3d", "fog"):
         for s in range(1, 6):

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from timm_dynmix import DynMixDataset, JsdLoss, create_transform
+from timm_dynmix.data.datasets import DecodedImageDataset, load_image_data
 from timm_dynmix.hf_trainer import DynMixCollator, EpochCallback, jsd_compute_loss
-from timm_dynmix.image_data import DecodedImageDataset, load_image_data
 
 
 @pytest.fixture(scope="module")

@@ -21,9 +21,9 @@ from huggingface_hub import constants
 from PIL import Image
 
 from timm_dynmix import HubError, create_model, push_to_hub, save_pretrained
-from timm_dynmix.card import REPO_ID_PLACEHOLDER, validate_card
 from timm_dynmix.cli import main
 from timm_dynmix.hub import check_repo_id, hub_config, register_architectures, requires_timm_dynmix
+from timm_dynmix.hub.card import REPO_ID_PLACEHOLDER, validate_card
 
 ROOT = Path(__file__).resolve().parents[1]
 FAKE_TOKEN = "hf_TimmDynmixFakeToken0123456789abcdefXYZ"  # recognizable: must never be written anywhere
@@ -179,7 +179,7 @@ def test_failed_save_leaves_the_old_folder_intact(trained, tmp_path, monkeypatch
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("timm_dynmix.hub.write_card", disk_full)
+    monkeypatch.setattr("timm_dynmix.hub.save.write_card", disk_full)
     with pytest.raises(OSError, match="No space left"):
         save_pretrained(trained[0], out, results={**RESULTS, "epochs": 2})
     assert _snapshot(out) == before

@@ -7,7 +7,7 @@ import pytest
 from conftest import CIFAR10_DIR, cifar10_test_arrays
 from PIL import Image
 
-from timm_dynmix.image_data import (
+from timm_dynmix.data.datasets import (
     DatasetLoadError,
     DecodedImageDataset,
     DecodedIterableDataset,

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from timm_dynmix import metrics as M
+from timm_dynmix.robustness import metrics as M
 
 
 def test_calibration_perfect_is_zero():

@@ -7,7 +7,7 @@ import torch
 import torchvision.transforms.functional as TF
 from PIL import Image
 
-from timm_dynmix.ops import MAX_ROTATE_DEG, MAX_SHEAR, OP_SETS, OPS, PIXEL_OPS, check_image, get_op, resolve_ops
+from timm_dynmix.augment.ops import MAX_ROTATE_DEG, MAX_SHEAR, OP_SETS, OPS, PIXEL_OPS, check_image, get_op, resolve_ops
 
 BILINEAR = TF.InterpolationMode.BILINEAR
 
@@ -195,7 +195,7 @@ def test_behaviour_classifier_spots_test_corruptions(real_images):
     """The classifier used below calls blur, noise, contrast and brightness changes what they are."""
     from PIL import ImageEnhance
 
-    from timm_dynmix.corruptions import corrupt
+    from timm_dynmix.robustness.corruptions import corrupt
 
     def corruption(name, severity):
         return lambda img: Image.fromarray(corrupt(np.asarray(img)[None], name, severity, params="cifar")[0])

@@ -6,7 +6,7 @@ from timm.data import AugMixDataset, create_loader, create_transform
 from timm.data import transforms_factory as tf
 
 from timm_dynmix import DynamicMixup, collate_splits, register_timm, unregister_timm
-from timm_dynmix.timm_plugin import is_registered
+from timm_dynmix.integrations.timm import is_registered
 
 
 @pytest.fixture

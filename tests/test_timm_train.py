@@ -19,8 +19,8 @@ from timm.optim import create_optimizer_v2
 
 from timm_dynmix import DynamicMixup, JsdLoss, TimmJsdCrossEntropy, parse_config
 from timm_dynmix.cli import main
-from timm_dynmix.timm_plugin import TIMM_KNOWN_GOOD, is_registered
-from timm_dynmix.timm_train import JsdCrossEntropy, check_timm, rewrite_args, timm_patched
+from timm_dynmix.integrations.timm import TIMM_KNOWN_GOOD, is_registered
+from timm_dynmix.integrations.timm_train import JsdCrossEntropy, check_timm, rewrite_args, timm_patched
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMM_JSD = timm.loss.jsd.JsdCrossEntropy  # timm's own class, before any patch
@@ -388,7 +388,7 @@ def test_python_m_runs_the_script_as_main_with_rewritten_argv(stand_in, tmp_path
     a = got["args"]
     assert (a["model"], a["smoothing"], a["aa"], a["aug_splits"], a["jsd_loss"], a["batch_size"], a["data"]) == (
         "tiny", 0.05, canon, 3, True, 8, "/some/data")  # the YAML's smoothing wins over the launcher's default
-    assert got["loss"] == "timm_dynmix.timm_train" and got["weight"] == 6.0
+    assert got["loss"] == "timm_dynmix.integrations.timm_train" and got["weight"] == 6.0
     assert got["aug"].startswith("DynamicMixup(") and "m5" in got["aug"]
     assert f"--aug {canon} -> --aa {canon} --aug-splits 3 --jsd-loss" in proc.stderr
     assert "weight 6 from --jsd-weight" in proc.stderr
@@ -408,7 +408,7 @@ def test_cli_runs_the_script_in_process_and_restores_state(stand_in, capsys):
     got = received(capsys.readouterr().out)
     assert got["argv"][1:] == ["--aa", str(parse_config("dynmix-n1")), "--aug-splits", "2", "--jsd-loss",
                                "--smoothing", "0", "--model", "m"]
-    assert got["weight"] == 12.0 and got["loss"] == "timm_dynmix.timm_train"
+    assert got["weight"] == 12.0 and got["loss"] == "timm_dynmix.integrations.timm_train"
     assert sys.argv == argv_before and sys.path == path_before
     assert timm.loss.JsdCrossEntropy is TIMM_JSD and not is_registered()
 

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from timm_dynmix.data import collate_splits
+from timm_dynmix.data.views import collate_splits
 from timm_dynmix.loss import JsdLoss
 
 __all__ = ["DynMixCollator", "jsd_compute_loss", "EpochCallback"]

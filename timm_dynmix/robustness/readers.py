@@ -31,17 +31,20 @@ from typing import Any
 
 import numpy as np
 
-from timm_dynmix.corruptions import ALL_CORRUPTIONS, CORRUPTION_GROUPS, CORRUPTIONS
-from timm_dynmix.metrics import IMAGENET_3DCC_CORRUPTIONS, IMAGENET_P_EXTRA, IMAGENET_P_PERTURBATIONS
 from timm_dynmix.rng import derive_seed
+from timm_dynmix.robustness.corruptions import ALL_CORRUPTIONS, CORRUPTION_GROUPS, CORRUPTIONS
+from timm_dynmix.robustness.metrics import IMAGENET_3DCC_CORRUPTIONS, IMAGENET_P_EXTRA, IMAGENET_P_PERTURBATIONS
 
 __all__ = [
     "BenchmarkError", "Cell", "CorruptionBenchmark", "Video", "PerturbationSet", "PerturbationBenchmark",
     "subset_indices", "balanced_subset_indices", "read_npy_c", "read_folder_c", "read_perturbations", "detect_layout",
-    "MANIFEST_NAME", "IMAGE_EXTENSIONS",
+    "MANIFEST_NAME", "IMAGE_EXTENSIONS", "BENCHMARKS",
 ]
 
 MANIFEST_NAME = "make_c.json"
+# the benchmarks `timm-dynmix eval --benchmark` knows by name (else: a folder made by make-c)
+BENCHMARKS = ("cifar10", "cifar100", "cifar10-c", "cifar100-c", "imagenet-c", "imagenet-3dcc", "imagenet-p",
+              "cifar10-p", "cifar100-p")
 IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff")
 _WNID = re.compile(r"^n\d{8}$")
 
@@ -133,7 +136,7 @@ class FileSource:
 
 
 class DatasetSource:
-    """Rows of a dataset loaded by :func:`timm_dynmix.image_data.load_image_data` (decoded in guarded code).
+    """Rows of a dataset loaded by :func:`timm_dynmix.data.datasets.load_image_data` (decoded in guarded code).
 
     ``label_map[dataset label]`` gives the model's class index when they differ (e.g. a clean image folder holding
     some ImageNet classes); default: the dataset's labels.

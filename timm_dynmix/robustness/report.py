@@ -1,6 +1,6 @@
 """Evaluation reports: ``report.json`` (every cell + the model-card keys), ``report.md``, ``cells.csv`` and plots.
 
-``report.json`` holds the keys that :mod:`timm_dynmix.card` reads (all in percent, see its docstring):
+``report.json`` holds the keys that :mod:`timm_dynmix.hub.card` reads (all in percent, see its docstring):
 
 * ``clean_error``: top-1 error on the clean images (None when the benchmark has none);
 * ``corruption_error``: the mean over the benchmark corruptions (the 15 of CIFAR/ImageNet-C, or the 12 of
@@ -33,9 +33,11 @@ from typing import Any
 
 import numpy as np
 
-from timm_dynmix import metrics as M
-from timm_dynmix.benchmarks import benchmark_corruption_lists, group_of
 from timm_dynmix.fileio import atomic_write_bytes
+from timm_dynmix.robustness import metrics as M
+from timm_dynmix.robustness.readers import benchmark_corruption_lists, group_of
+from timm_dynmix.robustness.results import PerturbationResult
+from timm_dynmix.version import versions
 
 __all__ = ["build_report", "write_report", "compare_reports", "REPORT_JSON", "REPORT_MD", "CELLS_CSV"]
 
@@ -74,17 +76,6 @@ def _model_info(model: Any, meta: Mapping[str, Any]) -> dict[str, Any]:
             "input_size": cfg.get("input_size"), "mean": cfg.get("mean"), "std": cfg.get("std")}
 
 
-def _versions() -> dict[str, str]:
-    import accelerate
-    import timm
-    import torch
-
-    import timm_dynmix
-
-    return {"timm_dynmix": timm_dynmix.__version__, "torch": torch.__version__, "timm": timm.__version__,
-            "accelerate": accelerate.__version__, "numpy": np.__version__}
-
-
 def _dataset_block(bench: Any, name: str, manifest: Mapping[str, Any]) -> dict[str, Any]:
     if manifest:
         src = Path(str(manifest.get("source", "images")).split(" (")[0]).name or "images"
@@ -96,9 +87,8 @@ def _dataset_block(bench: Any, name: str, manifest: Mapping[str, Any]) -> dict[s
 
 def build_report(result: Any, model: Any = None, *, meta: Mapping[str, Any] | None = None,
                  baseline: Mapping[str, Any] | None = None, skip_last_bin: bool = False) -> dict[str, Any]:
-    """The report dict of an evaluation result (:class:`~timm_dynmix.evaluate.CorruptionResult` or
-    :class:`~timm_dynmix.evaluate.PerturbationResult`); see the module docstring for its keys."""
-    from timm_dynmix.evaluate import PerturbationResult
+    """The report dict of an evaluation result (:class:`~timm_dynmix.robustness.results.CorruptionResult` or
+    :class:`~timm_dynmix.robustness.results.PerturbationResult`); see the module docstring for its keys."""
 
     meta = dict(meta or {})
     if isinstance(result, PerturbationResult):
@@ -187,7 +177,7 @@ def build_report(result: Any, model: Any = None, *, meta: Mapping[str, Any] | No
     if bench.info.get("clean_preprocessing"):
         report["protocol"]["clean_preprocessing"] = bench.info["clean_preprocessing"]
     report["model"] = _model_info(model, meta)
-    report["run"] = {k: v for k, v in result.info.items() if k != "is_main_process"} | {"versions": _versions()}
+    report["run"] = {k: v for k, v in result.info.items() if k != "is_main_process"} | {"versions": versions()}
     return report
 
 
@@ -251,7 +241,7 @@ def _build_p_report(result: Any, model: Any, meta: Mapping[str, Any],
         "clean_error": "top-1 error on the first (clean) frames of the noise sequences",
     }
     report["model"] = _model_info(model, meta)
-    report["run"] = {k: v for k, v in result.info.items() if k != "is_main_process"} | {"versions": _versions()}
+    report["run"] = {k: v for k, v in result.info.items() if k != "is_main_process"} | {"versions": versions()}
     return report
 
 

@@ -1,6 +1,6 @@
 """``timm-dynmix make-c``: generate a -C benchmark (the 15 + 4 corruptions x 5 severities) from any image dataset.
 
-The source is anything :func:`timm_dynmix.image_data.load_image_data` reads (a Hub id or name with ``--data-dir``,
+The source is anything :func:`timm_dynmix.data.datasets.load_image_data` reads (a Hub id or name with ``--data-dir``,
 a ``save_to_disk`` folder, parquet/arrow files, an image folder with class sub-folders, an npz archive); its
 evaluation split by default (``--split``). Output, in the official layouts:
 
@@ -14,9 +14,10 @@ With ``--params imagenet`` images are first resized (shorter side ``round(crop /
 cropped to ``--crop`` (224: ImageNet-C's Resize(256) + CenterCrop(224)); with ``--params cifar`` they are used as
 they are (``--crop`` to change that) and must all have one size for the npy layout.
 
-``--max-per-cell N`` keeps a seeded random subset of N source images (:func:`timm_dynmix.benchmarks.subset_indices`,
+``--max-per-cell N`` keeps a seeded random subset of N source images
+(:func:`timm_dynmix.robustness.readers.subset_indices`,
 sorted, the same for every cell; ``make_c.json`` records the source indices). Each image's corruption depends only
-on ``(seed, corruption, severity, source index)`` (:func:`timm_dynmix.corruptions.corruption_rng`).
+on ``(seed, corruption, severity, source index)`` (:func:`timm_dynmix.robustness.corruptions.corruption_rng`).
 
 Resumable: each corruption is written to a temporary file/folder and renamed into place when complete, and
 ``make_c.json`` (the manifest) is rewritten after every corruption; a rerun with the same settings skips the
@@ -25,7 +26,6 @@ corruptions already complete. A rerun with different settings into the same fold
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import logging
@@ -40,11 +40,12 @@ from typing import Any
 
 import numpy as np
 
-from timm_dynmix.benchmarks import MANIFEST_NAME, balanced_subset_indices, subset_indices
-from timm_dynmix.corruptions import ALL_CORRUPTIONS, PARAMS, corrupt
 from timm_dynmix.fileio import atomic_write_bytes, atomic_write_json, fsync_dir, fsync_tree, replace_dir
+from timm_dynmix.robustness.corruptions import ALL_CORRUPTIONS, PARAMS, corrupt
+from timm_dynmix.robustness.readers import MANIFEST_NAME, balanced_subset_indices, subset_indices
+from timm_dynmix.version import __version__
 
-__all__ = ["make_c", "load_split", "add_arguments", "run", "SEVERITIES"]
+__all__ = ["make_c", "load_split", "SEVERITIES"]
 
 logger = logging.getLogger(__name__)
 SEVERITIES = (1, 2, 3, 4, 5)
@@ -62,7 +63,7 @@ def load_split(dataset: str, data_dir: str | None = None, split: str | None = No
     the archive says (:func:`_npz_file_split`: ``test`` for ``cifar10_test_uint8.npz`` or an ``x_test`` array), and
     that name is accepted as ``split``.
     """
-    from timm_dynmix.image_data import DatasetLoadError, load_image_data
+    from timm_dynmix.data.datasets import DatasetLoadError, load_image_data
 
     def load(train: str | None, evaluation: str | None) -> Any:
         return load_image_data(dataset, data_dir=data_dir, image_column=image_column, label_column=label_column,
@@ -153,7 +154,7 @@ def make_c(dataset: str, out: str | os.PathLike, *, params: str = "cifar", data_
     """Generate a -C benchmark; returns the manifest (also written to ``out/make_c.json``).
 
     See the module docstring for the layouts and the options. ``class_balanced`` makes the ``max_per_cell`` subset
-    take the same number of images from every class (:func:`timm_dynmix.benchmarks.balanced_subset_indices`).
+    take the same number of images from every class (:func:`timm_dynmix.robustness.readers.balanced_subset_indices`).
     ``manifest["corruptions"][name]["seconds"]`` is the wall time the corruption took (for the 5 severities of all
     images).
     """
@@ -175,7 +176,7 @@ def make_c(dataset: str, out: str | os.PathLike, *, params: str = "cifar", data_
     if batch_size < 1 or num_workers < 1:
         raise ValueError(f"batch_size and num_workers must be >= 1, got {batch_size} and {num_workers}")
 
-    from timm_dynmix.image_data import DecodedImageDataset
+    from timm_dynmix.data.datasets import DecodedImageDataset
 
     ds, data, split_name = load_split(dataset, data_dir, split, image_column, label_column)
     label_names, provenance = list(data.label_names), data.provenance
@@ -209,10 +210,8 @@ def make_c(dataset: str, out: str | os.PathLike, *, params: str = "cifar", data_
         if diff:
             raise ValueError(f"{out} holds a benchmark made with other settings ({', '.join(diff)}: "
                              f"{', '.join(f'{old.get(k)!r} != {settings[k]!r}' for k in diff)}); use another --out")
-    import timm_dynmix
-
     manifest: dict[str, Any] = {
-        "format": "timm-dynmix make-c", "timm_dynmix": timm_dynmix.__version__, **settings,
+        "format": "timm-dynmix make-c", "timm_dynmix": __version__, **settings,
         "provenance": provenance, "label_names": label_names, "severities": list(SEVERITIES),
         "indices": rows.tolist(),
         "subset": ("all images" if max_per_cell is None or max_per_cell >= total else
@@ -388,55 +387,3 @@ def _complete(out: Path, corruption: str, layout: str, n: int, shape: tuple[int,
             return False
         return arr.dtype == np.uint8 and arr.shape == (len(SEVERITIES) * n, *shape)
     return all((out / corruption / str(s)).is_dir() for s in SEVERITIES)
-
-
-# ---- CLI ---------------------------------------------------------------------------------------------------------
-def _corruption_list(text: str) -> list[str]:
-    return [c.strip() for c in text.split(",") if c.strip()]
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", required=True, help="source images: a Hub id, a known name (cifar10, with "
-                        "--data-dir), a save_to_disk folder, parquet/arrow files, an image folder or an npz")
-    parser.add_argument("--data-dir", default=None, help="local copy of a named dataset")
-    parser.add_argument("--split", default=None, help="split to corrupt (default: the evaluation split)")
-    parser.add_argument("--params", choices=sorted(PARAMS), default="cifar",
-                        help="parameter table: cifar (32 px, make_cifar_c) or imagenet (224 px, make_imagenet_c)")
-    parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--layout", choices=("npy", "folder"), default=None,
-                        help="npy (CIFAR-10-C files; default for cifar) or folder (ImageNet-C tree; default for "
-                             "imagenet)")
-    parser.add_argument("--corruptions", type=_corruption_list, default=None,
-                        help="comma-separated subset (default: all 19: the 15 benchmark ones + 4 extra)")
-    parser.add_argument("--max-per-cell", type=int, default=None,
-                        help="use a seeded random subset of N source images (the same in every cell)")
-    parser.add_argument("--class-balanced", action="store_true",
-                        help="with --max-per-cell: the same number of images from every class")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--crop", type=int, default=None,
-                        help="resize (shorter side crop/0.875) and centre-crop to this size (default 224 for "
-                             "imagenet, none for cifar)")
-    parser.add_argument("--batch-size", type=int, default=256, help="images per corruption call")
-    parser.add_argument("--num-workers", type=int, default=1, help="processes corrupting batches in parallel")
-    parser.add_argument("--image-column", default=None)
-    parser.add_argument("--label-column", default=None)
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    manifest = make_c(args.dataset, args.out, params=args.params, data_dir=args.data_dir, split=args.split,
-                      layout=args.layout, corruptions=args.corruptions, max_per_cell=args.max_per_cell,
-                      seed=args.seed, crop=args.crop, batch_size=args.batch_size, num_workers=args.num_workers,
-                      image_column=args.image_column, label_column=args.label_column,
-                      progress=not args.no_progress, class_balanced=args.class_balanced)
-    done = {c: v for c, v in manifest["corruptions"].items() if c not in manifest.get("skipped", [])}
-    print(f"wrote {len(done)} corruption(s) x 5 severities x {manifest['num_images']} images to {args.out} "
-          f"({manifest['layout']} layout, {manifest['params']} parameters)")
-    if manifest.get("skipped"):
-        print(f"skipped (already complete): {', '.join(manifest['skipped'])}")
-    if done:
-        print("seconds per 1000 images (5 severities = 5000 corrupted images count as 5 x 1000):")
-        for c, v in done.items():
-            print(f"  {c:18s} {v['seconds_per_1000_images']:8.2f}")
-    return 0

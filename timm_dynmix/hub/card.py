@@ -2,9 +2,10 @@
 
 A card is ``README.md`` in a saved model folder: YAML front matter written by huggingface_hub's ``ModelCardData``
 (``library_name: timm``, tags, license, datasets and a ``model-index`` with the evaluation results) and a body
-rendered from the Jinja template ``hub_cards/modelcard.md.j2`` (the DynMix config string and weight mode, the
-training recipe and data provenance from ``results.json``, robustness tables and plots from evaluation reports,
-usage code and citations). Every section uses what the run recorded and is left out when it recorded nothing.
+rendered from the Jinja template ``templates/modelcard.md.j2`` of this package (the DynMix config string and
+weight mode, the training recipe and data provenance from ``results.json``, robustness tables and plots from
+evaluation reports, usage code and citations). Every section uses what the run recorded and is left out when it
+recorded nothing.
 
 Evaluation report (``report.json`` in a report folder; every metric is a percentage, 0-100)::
 
@@ -31,7 +32,6 @@ model folder from its ``config.json`` and ``results.json``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -43,10 +43,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from timm_dynmix.augment.config import parse_config
 from timm_dynmix.fileio import fsync_dir, fsync_tree, replace_dir
+from timm_dynmix.hub.load import requires_timm_dynmix
+from timm_dynmix.hub.summary import as_mapping, augmentation_summary, dataset_summary, format_value, slug
+from timm_dynmix.version import __version__
 
 __all__ = [
-    "EvalReport", "load_eval_report", "card_data", "render_card", "write_card", "validate_card", "templates_dir",
+    "EvalReport", "load_eval_report", "as_eval_reports", "card_data", "render_card", "write_card", "validate_card",
+    "templates_dir",
     "CARD_NAME", "CARD_TAGS", "EVAL_REPORT_NAME", "PLOTS_DIR", "REPO_ID_PLACEHOLDER", "TEMPLATE_NAME",
 ]
 
@@ -67,14 +72,7 @@ _METRIC_INFO = {  # key -> (model-index metric type, display name)
 }
 _BENCHMARK_NAMES = {"cifar10-c": "CIFAR-10-C", "cifar100-c": "CIFAR-100-C", "imagenet-c": "ImageNet-C",
                     "imagenet-3dcc": "ImageNet-3DCC", "tiny-imagenet-c": "Tiny-ImageNet-C"}
-_HUB_ID_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-_WEIGHT_TEXT = {
-    "pair": "`m1 ~ Beta(alpha, alpha)`, `m2 = 1 - m1` (AugMix's Dirichlet convention); the mix stays a convex "
-            "combination, `X = X2 + (1 - (1 - m1)^2)(X1 - X2)`.",
-    "indep": "`m1` and `m2` drawn independently from `Beta(alpha, alpha)`; the weights sum to `m1 + m2`, and the "
-             "mix is clipped to [0, 1].",
-    "linear": "pair weights without the residual term, `X = m1*X1 + m2*X2` (the paper's linear-only ablation).",
-}
+
 
 
 # ---- evaluation reports --------------------------------------------------------------------------------------------
@@ -163,7 +161,12 @@ def _percent(value: Any, what: str, upper: float | None = 100.0) -> float:
     return float(value)
 
 
-def _as_reports(reports: Iterable[EvalReport | str | os.PathLike] | None) -> list[EvalReport]:
+def as_eval_reports(reports: Iterable[EvalReport | str | os.PathLike] | None) -> list[EvalReport]:
+    """``EvalReport`` objects from reports and report folders (None -> ``[]``).
+
+    Raises:
+        ValueError: for two reports of the same benchmark, or an invalid report file.
+    """
     if reports is None:
         return []
     if isinstance(reports, (str, os.PathLike, EvalReport)):
@@ -177,53 +180,6 @@ def _as_reports(reports: Iterable[EvalReport | str | os.PathLike] | None) -> lis
 
 
 # ---- card data -----------------------------------------------------------------------------------------------------
-def _mapping(value: Any, what: str) -> Mapping[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise TypeError(f"{what} must be a dict (as in results.json), got {type(value).__name__}")
-    return value
-
-
-def _dataset_info(results: Mapping[str, Any]) -> dict[str, Any] | None:
-    ds = results.get("dataset")
-    if ds is None:
-        return None
-    if isinstance(ds, str):
-        ds = {"name": ds}
-    ds = _mapping(ds, "results['dataset']")
-    repo = ds.get("repo") or ds.get("hub_id")
-    path = ds.get("path")
-    name = ds.get("name") or repo or (Path(str(path)).name if path else None)
-    if not name:
-        return None
-    hub_id = str(repo) if repo and _HUB_ID_RE.match(str(repo)) else None
-    if hub_id:
-        source = f"[{hub_id}](https://huggingface.co/datasets/{hub_id})"
-    elif repo or path:
-        # never publish a local path: the folder name is enough to identify the copy
-        source = f"local copy `{Path(str(repo or path)).name}`"
-    else:
-        source = None
-    split = ds.get("eval_split") or ds.get("val_split") or ds.get("split")
-    return {"name": str(name), "hub_id": hub_id, "source": source, "provenance": ds.get("provenance"),
-            "split": str(split) if split else None}
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "", text.lower())
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:.4g}" if abs(value) < 1e-3 or abs(value) >= 1e5 else f"{value:.6g}"
-    if isinstance(value, (list, tuple)):
-        return ", ".join(_fmt(v) for v in value)
-    return str(value)
-
-
 def _fmt_pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
@@ -237,49 +193,16 @@ def _duration(seconds: Any) -> str | None:
     return f"{h} h {m:02d} min" if h else (f"{m} min {s:02d} s" if m else f"{s} s")
 
 
-def _aug_info(results: Mapping[str, Any]) -> dict[str, Any] | None:
-    from timm_dynmix.config import parse_config
-    from timm_dynmix.data import is_dynmix
-
-    aug = results.get("aug")
-    if aug is None:
-        return None
-    aug = str(aug)
-    info: dict[str, Any] = {"string": aug, "is_dynmix": False, "canonical": aug, "weights": None,
-                            "weights_text": None, "rows": []}
-    if not is_dynmix(aug):
-        return info
-    try:
-        cfg = parse_config(aug)
-    except (TypeError, ValueError):
-        return info  # an unparseable record: show the string as given, without the table
-    info.update(is_dynmix=True, canonical=cfg.to_string(), weights=cfg.weights, weights_text=_WEIGHT_TEXT[cfg.weights])
-    ops = cfg.op_set_name or ", ".join(cfg.ops)
-    info["rows"] = [
-        ("m", "magnitude (severity; levels drawn in [0.1, m])", _fmt(cfg.magnitude)),
-        ("d", "max chain depth", cfg.depth),
-        *([("p", "probability of a depth-2 chain", _fmt(cfg.depth2_prob))] if cfg.depth == 2 else []),
-        ("a", "alpha of Beta(alpha, alpha)", _fmt(cfg.alpha)),
-        ("w", "weight mode", cfg.weights),
-        ("b", "skip blend with the clean image", "on" if cfg.blend else "off"),
-        ("n", "mixed views per image", cfg.num_mixes),
-        ("o", "ops", f"`{ops}`" if cfg.op_set_name else ops),
-    ]
-    return info
-
-
 def _jsd_info(results: Mapping[str, Any], aug: dict[str, Any] | None) -> dict[str, Any] | None:
     if not results.get("jsd"):
         return None
     num_mixes = results.get("num_mixes")
     if not isinstance(num_mixes, int) and aug and aug["is_dynmix"]:
-        from timm_dynmix.config import parse_config
-
         num_mixes = parse_config(aug["string"]).num_mixes
     if not isinstance(num_mixes, int) or isinstance(num_mixes, bool):
         return None
     weight = results.get("jsd_weight")
-    return {"weight": _fmt(weight) if weight is not None else "λ", "num_splits": num_mixes + 1}
+    return {"weight": format_value(weight) if weight is not None else "λ", "num_splits": num_mixes + 1}
 
 
 _RECIPE = (("model", "Architecture"), ("epochs", "Epochs"), ("batch_size", "Batch size"),
@@ -298,7 +221,7 @@ def _recipe(results: Mapping[str, Any], aug: dict[str, Any] | None, jsd: dict[st
     for key, label in _RECIPE:
         if results.get(key) is not None:
             value = results[key]
-            rows.append((label, f"`{value}`" if key == "model" else _fmt(value)))
+            rows.append((label, f"`{value}`" if key == "model" else format_value(value)))
     elapsed = _duration(results.get("elapsed_s"))
     if elapsed:
         rows.append(("Training time", elapsed))
@@ -312,13 +235,13 @@ _METRIC_LABELS = {"clean_top1": "Clean top-1 accuracy (%)", "clean_top5": "Clean
 
 
 def _metrics(results: Mapping[str, Any]) -> list:
-    metrics = _mapping(results.get("metrics"), "results['metrics']")
-    return [(_METRIC_LABELS.get(k, k), _fmt(v)) for k, v in metrics.items()
+    metrics = as_mapping(results.get("metrics"), "results['metrics']")
+    return [(_METRIC_LABELS.get(k, k), format_value(v)) for k, v in metrics.items()
             if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
 
 
 def _plot_name(report: EvalReport, plot: Path) -> str:
-    return f"{PLOTS_DIR}/{_slug(report.benchmark) or 'report'}_{plot.name}"
+    return f"{PLOTS_DIR}/{slug(report.benchmark) or 'report'}_{plot.name}"
 
 
 def card_data(config: Mapping[str, Any], results: Mapping[str, Any] | None = None,
@@ -330,9 +253,9 @@ def card_data(config: Mapping[str, Any], results: Mapping[str, Any] | None = Non
     """
     from huggingface_hub import EvalResult, ModelCardData
 
-    results = _mapping(results, "results")
-    ds = _dataset_info(results)
-    aug = _aug_info(results)
+    results = as_mapping(results, "results")
+    ds = dataset_summary(results)
+    aug = augmentation_summary(results)
     tags = list(CARD_TAGS)
     if aug and not aug["is_dynmix"]:
         family = re.sub(r"[^a-z0-9-]+", "", str(results.get("aug_name") or aug["string"].split("-")[0]).lower())
@@ -340,9 +263,9 @@ def card_data(config: Mapping[str, Any], results: Mapping[str, Any] | None = Non
             tags.append(family)
     evals = []
     task = {"task_type": "image-classification", "task_name": "Image Classification"}
-    top1 = _mapping(results.get("metrics"), "results['metrics']").get("clean_top1")
+    top1 = as_mapping(results.get("metrics"), "results['metrics']").get("clean_top1")
     if ds and isinstance(top1, (int, float)) and not isinstance(top1, bool) and math.isfinite(top1):
-        evals.append(EvalResult(**task, dataset_type=ds["hub_id"] or _slug(ds["name"]) or "dataset",
+        evals.append(EvalResult(**task, dataset_type=ds["hub_id"] or slug(ds["name"]) or "dataset",
                                 dataset_name=ds["name"], dataset_split=ds["split"], metric_type="accuracy",
                                 metric_name="Top-1 accuracy (%)", metric_value=round(float(top1), 4)))
     for rep in eval_reports:
@@ -353,7 +276,7 @@ def card_data(config: Mapping[str, Any], results: Mapping[str, Any] | None = Non
                 evals.append(EvalResult(**task, dataset_type=rep.dataset_type, dataset_name=rep.dataset_name,
                                         dataset_split=rep.dataset_split, metric_type=mtype, metric_name=mname,
                                         metric_value=round(value, 4)))
-    pcfg = _mapping(config.get("pretrained_cfg"), "config['pretrained_cfg']")
+    pcfg = as_mapping(config.get("pretrained_cfg"), "config['pretrained_cfg']")
     return ModelCardData(
         library_name="timm",
         license=license or pcfg.get("license") or "apache-2.0",
@@ -366,20 +289,17 @@ def card_data(config: Mapping[str, Any], results: Mapping[str, Any] | None = Non
 
 
 def _model_name(config: Mapping[str, Any]) -> str:
-    tag = _mapping(config.get("pretrained_cfg"), "config['pretrained_cfg']").get("tag")
+    tag = as_mapping(config.get("pretrained_cfg"), "config['pretrained_cfg']").get("tag")
     return f"{config['architecture']}.{tag}" if tag else str(config["architecture"])
 
 
 def _context(config: Mapping[str, Any], results: Mapping[str, Any], reports: list[EvalReport],
              repo_id: str | None, data) -> dict[str, Any]:
-    from timm_dynmix import __version__
-    from timm_dynmix.hub import requires_timm_dynmix
-
-    pcfg = _mapping(config.get("pretrained_cfg"), "config['pretrained_cfg']")
+    pcfg = as_mapping(config.get("pretrained_cfg"), "config['pretrained_cfg']")
     arch = str(config["architecture"])
-    aug = _aug_info(results)
+    aug = augmentation_summary(results)
     jsd = _jsd_info(results, aug)
-    versions = _mapping(results.get("versions"), "results['versions']")
+    versions = as_mapping(results.get("versions"), "results['versions']")
     size = pcfg.get("input_size")
     report_ctx, summary = [], []
     for rep in reports:
@@ -398,16 +318,16 @@ def _context(config: Mapping[str, Any], results: Mapping[str, Any], reports: lis
         "requires_import": requires_timm_dynmix(arch),
         "num_classes": config.get("num_classes", pcfg.get("num_classes")),
         "input_size": "x".join(str(s) for s in size) if size else "unknown",
-        "mean": _fmt(pcfg.get("mean", "unknown")),
-        "std": _fmt(pcfg.get("std", "unknown")),
+        "mean": format_value(pcfg.get("mean", "unknown")),
+        "std": format_value(pcfg.get("std", "unknown")),
         "interpolation": pcfg.get("interpolation", "bicubic"),
-        "crop_pct": _fmt(pcfg.get("crop_pct", 0.875)),
+        "crop_pct": format_value(pcfg.get("crop_pct", 0.875)),
         "label_names": list(config["label_names"]) if config.get("label_names") else None,
         "license": data.license,
         "aug": aug,
         "jsd": jsd,
         "recipe": _recipe(results, aug, jsd),
-        "dataset": _dataset_info(results),
+        "dataset": dataset_summary(results),
         "metrics": _metrics(results),
         "reports": report_ctx,
         "summary_rows": summary,
@@ -419,20 +339,12 @@ def _context(config: Mapping[str, Any], results: Mapping[str, Any], reports: lis
 
 # ---- rendering -----------------------------------------------------------------------------------------------------
 def templates_dir() -> Path:
-    """The folder of the card templates: ``hub_cards/`` of a source checkout, else the one installed in the package.
-
-    The wheel maps the repository's top-level ``hub_cards/`` to ``timm_dynmix/hub_cards/`` (see pyproject.toml);
-    a source checkout or an editable install reads ``hub_cards/`` next to the package.
-    """
-    return _find_templates(Path(__file__).resolve().parent)
-
-
-def _find_templates(package_dir: Path) -> Path:
-    for candidate in (package_dir.parent / "hub_cards", package_dir / "hub_cards"):
-        if (candidate / TEMPLATE_NAME).is_file():
-            return candidate
-    raise FileNotFoundError(f"model card template {TEMPLATE_NAME} not found next to the timm_dynmix package in "
-                            f"{package_dir}; the installation is incomplete (reinstall timm-dynmix)")
+    """The folder of the card templates, ``templates/`` inside this package (shipped in the wheel)."""
+    folder = Path(__file__).resolve().parent / "templates"
+    if not (folder / TEMPLATE_NAME).is_file():
+        raise FileNotFoundError(f"model card template {TEMPLATE_NAME} not found in {folder}; the installation is "
+                                f"incomplete (reinstall timm-dynmix)")
+    return folder
 
 
 def render_card(config: Mapping[str, Any], *, results: Mapping[str, Any] | None = None,
@@ -446,16 +358,16 @@ def render_card(config: Mapping[str, Any], *, results: Mapping[str, Any] | None 
         eval_reports: Evaluation reports (``EvalReport``, or folders holding ``report.json``).
         repo_id: The Hub repo id used in the usage code; a placeholder that ``push_to_hub`` fills in otherwise.
         license: License id for the front matter (default: the config's, else apache-2.0).
-        template: A Jinja template file to use instead of ``hub_cards/modelcard.md.j2``.
+        template: A Jinja template file to use instead of ``timm_dynmix/hub/templates/modelcard.md.j2``.
     """
     import jinja2
     from huggingface_hub import ModelCard
 
-    config = _mapping(config, "config")
+    config = as_mapping(config, "config")
     if not config.get("architecture"):
         raise ValueError("config has no 'architecture': pass the config.json written by save_pretrained")
-    results = _mapping(results, "results")
-    reports = _as_reports(eval_reports)
+    results = as_mapping(results, "results")
+    reports = as_eval_reports(eval_reports)
     template = Path(template) if template is not None else templates_dir() / TEMPLATE_NAME
     if not template.is_file():
         raise FileNotFoundError(f"model card template {template} does not exist")
@@ -528,7 +440,7 @@ def write_card(folder: str | os.PathLike, config: Mapping[str, Any] | None = Non
             raise FileNotFoundError(f"no config.json in {folder}: save the model there first "
                                     "(timm_dynmix.hub.save_pretrained or the training script)")
         config = json.loads(cfg_file.read_text(encoding="utf-8"))
-    reports = _as_reports(eval_reports)
+    reports = as_eval_reports(eval_reports)
     card = render_card(config, results=results, eval_reports=reports, repo_id=repo_id, license=license,
                        template=template)
     validate_card(card)
@@ -548,34 +460,3 @@ def write_card(folder: str | os.PathLike, config: Mapping[str, Any] | None = Non
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return folder / CARD_NAME
-
-
-# ---- CLI: timm-dynmix card -----------------------------------------------------------------------------------------
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("output_dir", metavar="OUTPUT_DIR",
-                        help="a saved model folder (config.json; results.json is read when present)")
-    parser.add_argument("--eval-report", metavar="DIR", nargs="+", default=[], action="extend",
-                        help="evaluation report folder(s) holding report.json, for the results and model-index")
-    parser.add_argument("--repo-id", metavar="ORG/NAME", default=None,
-                        help="Hub repo id for the usage code (push fills it in otherwise)")
-    parser.add_argument("--results", metavar="FILE", default=None,
-                        help="training record to read instead of OUTPUT_DIR/results.json")
-    parser.add_argument("--license", default=None, help="license id for the card (default: the config's)")
-
-
-def run(args: argparse.Namespace) -> int:
-    folder = Path(args.output_dir)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder} is not a folder")
-    results_file = Path(args.results) if args.results else folder / "results.json"
-    results = None
-    if results_file.is_file():
-        results = json.loads(results_file.read_text(encoding="utf-8"))
-    elif args.results:
-        raise FileNotFoundError(f"results file {results_file} does not exist")
-    else:
-        print(f"note: no results.json in {folder}; the card will have no training recipe")
-    path = write_card(folder, results=results, eval_reports=args.eval_report, repo_id=args.repo_id,
-                      license=args.license)
-    print(f"wrote {path}")
-    return 0

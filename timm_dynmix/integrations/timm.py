@@ -24,8 +24,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from timm_dynmix.data import is_dynmix
-from timm_dynmix.transforms import DynamicMixup
+from timm_dynmix.augment.config import is_dynmix
+from timm_dynmix.augment.dynmix import DynamicMixup
 
 __all__ = ["register_timm", "unregister_timm", "is_registered", "TIMM_KNOWN_GOOD", "TIMM_TESTED"]
 

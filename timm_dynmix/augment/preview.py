@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from timm_dynmix.config import DynMixConfig
-from timm_dynmix.ops import check_image
+from timm_dynmix.augment.config import DynMixConfig
+from timm_dynmix.augment.dynmix import DynamicMixup
+from timm_dynmix.augment.ops import check_image
 from timm_dynmix.rng import sample_rng
-from timm_dynmix.transforms import DynamicMixup
 
 __all__ = ["make_preview", "load_sample_image", "SAMPLE_IMAGES"]
 
@@ -124,22 +123,3 @@ def save_preview(image_path: str | None, out: str | Path, config: str, rows: int
     out.parent.mkdir(parents=True, exist_ok=True)
     make_preview(img, config, rows=rows, seed=seed, tile=tile).save(out)
     return out
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``timm-dynmix preview``."""
-    parser.add_argument("image", nargs="?", default=None,
-                        help=f"image file to augment (default: the photograph {SAMPLE_IMAGES[0]} shipped with "
-                             f"scikit-learn; {' or '.join(SAMPLE_IMAGES)} pick one of those)")
-    parser.add_argument("--aug", default="dynmix", help="DynMix config string (default: %(default)s)")
-    parser.add_argument("--out", default="dynmix_preview.png", help="output PNG (default: %(default)s)")
-    parser.add_argument("--rows", type=int, default=4, help="number of sampled views (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the draws (default: %(default)s)")
-    parser.add_argument("--tile", type=int, default=192, help="tile size in pixels (default: %(default)s)")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run ``timm-dynmix preview``."""
-    out = save_preview(args.image, args.out, args.aug, rows=args.rows, seed=args.seed, tile=args.tile)
-    print(f"wrote {out} ({DynamicMixup(args.aug).config_str}, {args.rows} views)")
-    return 0

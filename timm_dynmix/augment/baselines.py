@@ -50,7 +50,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from timm_dynmix.ops import MIN_LEVEL, OPS, Op, check_image
+from timm_dynmix.augment.ops import MIN_LEVEL, OPS, Op, check_image
 from timm_dynmix.rng import seed_from_torch
 
 __all__ = ["AugMix", "AugMixConfig", "AugMixParams", "AUGMIX_OPS", "parse_augmix_config", "format_augmix_config",

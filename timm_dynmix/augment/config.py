@@ -39,10 +39,10 @@ from dataclasses import dataclass, field, fields, replace
 from decimal import Decimal
 from typing import Any
 
-from timm_dynmix.ops import OP_SETS, resolve_ops
+from timm_dynmix.augment.ops import OP_SETS, resolve_ops
 
 __all__ = ["DynMixConfig", "parse_config", "format_config", "given_keys", "default_op_set", "WEIGHT_MODES",
-           "CONFIG_PREFIX", "SMALL_IMAGE_MAX"]
+           "CONFIG_PREFIX", "SMALL_IMAGE_MAX", "is_dynmix"]
 
 CONFIG_PREFIX = "dynmix"
 WEIGHT_MODES = ("pair", "indep", "linear")
@@ -198,6 +198,11 @@ def _as_int(name: str, value: Any) -> int:
     if not math.isfinite(value) or float(value) != int(value):
         raise ValueError(f"{name} must be an integer, got {value!r}")
     return int(value)
+
+
+def is_dynmix(aug: object) -> bool:
+    """Whether ``aug`` names a DynMix augmentation (a ``dynmix...`` string or a DynMixConfig); a string test only."""
+    return isinstance(aug, DynMixConfig) or (isinstance(aug, str) and aug.split("-")[0] == CONFIG_PREFIX)
 
 
 def parse_config(config_str: str | DynMixConfig, *, image_size: int | tuple[int, ...] | None = None) -> DynMixConfig:

@@ -1,7 +1,8 @@
 """The ``timm-dynmix`` command line.
 
-Each subcommand lives in its own module, which defines ``add_arguments(parser)`` and ``run(args) -> int``; only
-the module of the command being run is imported.
+Each subcommand is a module of this package (``timm_dynmix.cli.<name>``) that defines ``add_arguments(parser)`` and
+``run(args) -> int``; only the module of the command being run is imported, so ``timm-dynmix --help`` loads
+neither torch nor timm.
 """
 
 from __future__ import annotations
@@ -12,17 +13,18 @@ import os
 import sys
 from collections.abc import Sequence
 
-from timm_dynmix import __version__
+from timm_dynmix.version import __version__
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "train": ("timm_dynmix.train", "train a classifier with DynMix + JSD or a timm baseline (as examples/train.py)"),
-    "preview": ("timm_dynmix.preview", "render a grid of DynMix views of an image, to check a config"),
-    "timm-train": ("timm_dynmix.timm_train", "run timm's train.py (or a copy) with --aug dynmix and our JSD loss"),
-    "card": ("timm_dynmix.card", "(re)write the model card README.md of a saved model folder"),
-    "push": ("timm_dynmix.hub", "upload a saved model folder to the Hugging Face Hub in one commit"),
-    "make-c": ("timm_dynmix.make_c", "generate a -C benchmark (15 + 4 corruptions x 5 severities) from a dataset"),
-    "eval": ("timm_dynmix.evaluate", "evaluate a model on clean, -C, -3DCC or -P benchmarks; write a report"),
+    "train": ("timm_dynmix.cli.train",
+              "train a classifier with DynMix + JSD or a timm baseline (as examples/train.py)"),
+    "preview": ("timm_dynmix.cli.preview", "render a grid of DynMix views of an image, to check a config"),
+    "timm-train": ("timm_dynmix.cli.timm_train", "run timm's train.py (or a copy) with --aug dynmix and our JSD loss"),
+    "card": ("timm_dynmix.cli.card", "(re)write the model card README.md of a saved model folder"),
+    "push": ("timm_dynmix.cli.push", "upload a saved model folder to the Hugging Face Hub in one commit"),
+    "make-c": ("timm_dynmix.cli.make_c", "generate a -C benchmark (15 + 4 corruptions x 5 severities) from a dataset"),
+    "eval": ("timm_dynmix.cli.eval", "evaluate a model on clean, -C, -3DCC or -P benchmarks; write a report"),
 }
 
 
@@ -57,7 +59,3 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"timm-dynmix {args.command}: error: {e}", file=sys.stderr)
         return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -25,8 +25,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from timm_dynmix.config import SMALL_IMAGE_MAX, DynMixConfig, given_keys, parse_config
-from timm_dynmix.ops import MIN_LEVEL, OP_SETS, OPS, check_image
+from timm_dynmix.augment.config import SMALL_IMAGE_MAX, DynMixConfig, given_keys, parse_config
+from timm_dynmix.augment.ops import MIN_LEVEL, OP_SETS, OPS, check_image
 from timm_dynmix.rng import seed_from_torch
 
 __all__ = ["DynamicMixup", "MixParams", "mix", "OUTPUTS"]

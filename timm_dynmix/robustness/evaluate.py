@@ -3,7 +3,7 @@
 The model runs under Accelerate: each process evaluates its shard of the batches, predictions are collected with
 ``gather_for_metrics`` (which drops the samples Accelerate repeats to even out the last batches) and put back in
 place by their sample index, so any number of processes gives the results of one. Every metric is then computed
-once, from the predictions, by :mod:`timm_dynmix.metrics`.
+once, from the predictions, by :mod:`timm_dynmix.robustness.metrics`.
 
 Test-time preprocessing follows the benchmarks' protocol: uint8 RGB -> [0, 1] -> ``(x - mean) / std`` with the
 model's own ``pretrained_cfg`` mean and std; no resize or crop (CIFAR images stay 32 x 32; ImageNet-C / -P images
@@ -15,25 +15,23 @@ Benchmarks (``--benchmark``): ``cifar10`` / ``cifar100`` (clean test set only), 
 ``--clean-data-dir``, for the clean error), ``imagenet-c``, ``imagenet-3dcc`` (``--data-dir`` = the folder tree;
 ``--clean`` = an image folder of the clean validation images, optional), ``imagenet-p`` / ``cifar10-p`` /
 ``cifar100-p``, or the path of a folder made by ``timm-dynmix make-c`` (any of these layouts, detected).
-See :mod:`timm_dynmix.benchmarks` for the layouts and :mod:`timm_dynmix.report` for the report.
+See :mod:`timm_dynmix.robustness.readers` for the layouts and :mod:`timm_dynmix.robustness.report` for the report.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from timm_dynmix.benchmarks import (
+from timm_dynmix.robustness.readers import (
+    BENCHMARKS,
     BenchmarkError,
     Cell,
     CorruptionBenchmark,
@@ -45,47 +43,16 @@ from timm_dynmix.benchmarks import (
     read_perturbations,
     subset_indices,
 )
+from timm_dynmix.robustness.results import CellPredictions, CorruptionResult, PerturbationResult
 
 __all__ = [
     "CellPredictions", "CorruptionResult", "PerturbationResult", "evaluate_corruptions", "evaluate_perturbations",
-    "load_eval_model", "load_benchmark", "add_arguments", "run", "BENCHMARKS",
+    "load_eval_model", "load_benchmark", "BENCHMARKS",
 ]
 
 logger = logging.getLogger(__name__)
 
-BENCHMARKS = ("cifar10", "cifar100", "cifar10-c", "cifar100-c", "imagenet-c", "imagenet-3dcc", "imagenet-p",
-              "cifar10-p", "cifar100-p")
 _DEFAULT_MEAN, _DEFAULT_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-
-
-@dataclass
-class CellPredictions:
-    """Top-1 predictions, their softmax confidence and the labels of one cell."""
-
-    corruption: str
-    severity: int
-    pred: np.ndarray
-    confidence: np.ndarray
-    label: np.ndarray
-
-    @property
-    def correct(self) -> np.ndarray:
-        return self.pred == self.label
-
-
-@dataclass
-class CorruptionResult:
-    benchmark: CorruptionBenchmark
-    cells: list[CellPredictions]
-    info: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class PerturbationResult:
-    benchmark: PerturbationBenchmark
-    # perturbation -> (top-1 (V, T), top-5 (V, T, 5), labels (V,))
-    predictions: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
-    info: dict[str, Any] = field(default_factory=dict)
 
 
 # ---- model -------------------------------------------------------------------------------------------------------
@@ -349,8 +316,8 @@ def _check_classes(model: torch.nn.Module, cells: Sequence[Cell]) -> None:
 def _clean_cell(clean: str, data_dir: str | None, max_per_cell: int | None, seed: int,
                 class_to_index: dict[str, int] | None = None) -> tuple[Cell, Any]:
     """The clean set as a cell; with ``class_to_index`` (a folder benchmark's classes) labels are mapped by name."""
-    from timm_dynmix.image_data import DecodedImageDataset
-    from timm_dynmix.make_c import load_split
+    from timm_dynmix.data.datasets import DecodedImageDataset
+    from timm_dynmix.robustness.make_c import load_split
 
     split, data, _ = load_split(clean, data_dir)
     decoded = DecodedImageDataset(split, data.image_column, data.label_column)
@@ -407,103 +374,3 @@ def load_benchmark(benchmark: str, *, data_dir: str | None = None, clean: str | 
             bench.info["clean_preprocessing"] = "Resize(256) + CenterCrop(224) of the clean images (--clean)"
         bench.cells.insert(0, cell)
     return bench
-
-
-# ---- CLI ---------------------------------------------------------------------------------------------------------
-def _comma_list(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
-
-
-def _severity_list(text: str) -> list[int]:
-    try:
-        return [int(t) for t in _comma_list(text)]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"severities must be comma-separated integers 1..5, got {text!r}") from None
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", help="timm name (with --checkpoint), local-dir:PATH or hf-hub:ORG/NAME")
-    parser.add_argument("--checkpoint", default=None, help="raw state dict (.pth/.pt/.safetensors) for --model")
-    parser.add_argument("--benchmark", help=f"{' | '.join(BENCHMARKS)} | a folder made by make-c")
-    parser.add_argument("--data-dir", default=None, help="the benchmark's folder (for a named benchmark)")
-    parser.add_argument("--clean", default=None, help="clean test set for the clean error of a -C benchmark "
-                        "(a dataset name, Hub id or local path as make-c --dataset takes)")
-    parser.add_argument("--clean-data-dir", default=None, help="local copy for a named --clean dataset")
-    parser.add_argument("--severities", type=_severity_list, default=None, help="e.g. 1,2,3 (default: all 5)")
-    parser.add_argument("--corruptions", type=_comma_list, default=None,
-                        help="comma-separated corruptions / perturbations (default: all present)")
-    parser.add_argument("--max-per-cell", type=int, default=None,
-                        help="a seeded random subset of N images per cell, the same positions in every cell")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the --max-per-cell subset")
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--num-workers", type=int, default=None, help="DataLoader workers (default: 0 for npy "
-                        "arrays, up to 4 for image files)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    parser.add_argument("--resize-256-crop-224", action="store_true",
-                        help="AugMix's ImageNet test transform (Resize(256) + CenterCrop(224)); default: no resize")
-    parser.add_argument("--difficulty", type=int, default=1, choices=(1, 2, 3), help="ImageNet-P difficulty")
-    parser.add_argument("--baseline", default=None, help="JSON of baseline (e.g. AlexNet) errors for mCE: "
-                        "{corruption: [5 errors] or mean, 'clean_error': e}; for -P: {'flip_probability': {...}, "
-                        "'top5_distance': {...}} (fractions)")
-    parser.add_argument("--rms-skip-last-bin", action="store_true",
-                        help="reproduce the published calib_err, which leaves the most confident bin out")
-    parser.add_argument("--name", default=None, help="benchmark name in the report (default: from --benchmark)")
-    parser.add_argument("--out", default=None, help="report folder (report.json, report.md, plots/)")
-    parser.add_argument("--compare", nargs="+", default=None, metavar="REPORT_DIR",
-                        help="print (and with --out write compare.md) a side-by-side table of reports; no model")
-    parser.add_argument("--no-plots", action="store_true")
-    parser.add_argument("--no-progress", action="store_true")
-
-
-def _load_baseline(path: str | None) -> dict[str, Any] | None:
-    if path is None:
-        return None
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"no baseline JSON at {p}")
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{p} is not valid JSON: {e}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{p} must hold a JSON object of baseline errors, got {type(data).__name__}")
-    return data
-
-
-def run(args: argparse.Namespace) -> int:
-    from timm_dynmix import report as rep
-
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("accelerate").setLevel(logging.WARNING)
-    if args.compare:
-        text = rep.compare_reports(args.compare)
-        print(text)
-        if args.out:
-            from timm_dynmix.fileio import atomic_write_bytes
-
-            Path(args.out).mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(Path(args.out) / "compare.md", (text + "\n").encode("utf-8"))
-        return 0
-    if not args.model or not args.benchmark or not args.out:
-        raise ValueError("eval needs --model, --benchmark and --out (or --compare REPORT_DIR ...)")
-    baseline = _load_baseline(args.baseline)
-    model = load_eval_model(args.model, args.checkpoint)
-    bench = load_benchmark(args.benchmark, data_dir=args.data_dir, clean=args.clean,
-                           clean_data_dir=args.clean_data_dir, corruptions=args.corruptions,
-                           severities=args.severities, max_per_cell=args.max_per_cell, seed=args.seed,
-                           difficulty=args.difficulty, model=model)
-    common = {"batch_size": args.batch_size, "device": args.device, "resize_256_crop_224": args.resize_256_crop_224,
-              "num_workers": args.num_workers, "progress": not args.no_progress}
-    meta = {"model": args.model, "checkpoint": args.checkpoint, "max_per_cell": args.max_per_cell,
-            "seed": args.seed, "name": args.name, "resize_256_crop_224": args.resize_256_crop_224}
-    if isinstance(bench, PerturbationBenchmark):
-        result: Any = evaluate_perturbations(model, bench, **common)
-    else:
-        result = evaluate_corruptions(model, bench, **common)
-    if not result.info["is_main_process"]:
-        return 0
-    report = rep.build_report(result, model, meta=meta, baseline=baseline, skip_last_bin=args.rms_skip_last_bin)
-    folder = rep.write_report(report, args.out, plots=not args.no_plots)
-    print((folder / rep.REPORT_MD).read_text(encoding="utf-8"))
-    print(f"report written to {folder}")
-    return 0
