@@ -1,3 +1,6 @@
+"""load_image_data and the decoded datasets. Stays at the top of tests/ while tests/test_train.py imports
+make_image_folder from it (phase 2 moves it to tests/data/ with that import)."""
+
 import io
 import time
 

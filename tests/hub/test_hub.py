@@ -25,7 +25,7 @@ from timm_dynmix.cli import main
 from timm_dynmix.hub import check_repo_id, hub_config, register_architectures, requires_timm_dynmix
 from timm_dynmix.hub.card import REPO_ID_PLACEHOLDER, validate_card
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FAKE_TOKEN = "hf_TimmDynmixFakeToken0123456789abcdefXYZ"  # recognizable: must never be written anywhere
 LABELS = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 RESULTS = {

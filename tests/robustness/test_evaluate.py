@@ -22,7 +22,7 @@ from timm_dynmix.robustness.make_c import make_c
 from timm_dynmix.robustness.readers import read_npy_c, read_perturbations
 from timm_dynmix.robustness.report import build_report, compare_reports, write_report
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CIDS = {"clean": 0, "fog": 1, "snow": 2, "speckle_noise": 3}
 
 

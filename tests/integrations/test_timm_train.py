@@ -22,7 +22,7 @@ from timm_dynmix.cli import main
 from timm_dynmix.integrations.timm import TIMM_KNOWN_GOOD, is_registered
 from timm_dynmix.integrations.timm_train import JsdCrossEntropy, check_timm, rewrite_args, timm_patched
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TIMM_JSD = timm.loss.jsd.JsdCrossEntropy  # timm's own class, before any patch
 CANON = str(parse_config("dynmix"))  # dynmix-m3-d2-p0.5-a1-wpair-b0-n2-ocifar
 DEFAULT_ADDED = ("--aa", CANON, "--aug-splits", "3", "--jsd-loss", "--smoothing", "0")

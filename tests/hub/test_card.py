@@ -27,7 +27,7 @@ from timm_dynmix.hub.card import (
     write_card,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 CONFIG = {
     "architecture": "resnet18", "num_classes": 10, "label_names": [f"class{i}" for i in range(10)],

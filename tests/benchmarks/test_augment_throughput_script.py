@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "augment_throughput.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "augment_throughput.py"
 
 
 @pytest.mark.slow
