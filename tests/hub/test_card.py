@@ -66,6 +66,8 @@ def test_load_eval_report(tmp_path):
     assert rep.per_corruption == (("gaussian_noise", 18.5), ("fog", 9.25))
     assert [p.name for p in rep.plots] == ["per_corruption.png"]
     # the report.json file itself works too, and a dataset block overrides the names
+    # one table of display names for reports and cards (the card's lacked the -P and clean sets)
+    assert EvalReport.from_dict({"benchmark": "cifar10-p", "mce": 1.0}).dataset_name == "CIFAR-10-P"
     rep2 = EvalReport.from_dict({"benchmark": "imagenet-c", "mce": 112.5,
                                  "dataset": {"name": "ImageNet-C (val)", "type": "org/imagenet-c", "split": "val"}})
     assert (rep2.dataset_name, rep2.dataset_type, rep2.dataset_split, rep2.mce) == \

@@ -67,6 +67,10 @@ def test_lists_and_groups():
     assert C.corruption_group("fog") == "weather" and C.corruption_group("spatter") == "extra"
     with pytest.raises(ValueError, match=r"unknown corruption 'rain'"):
         C.corruption_group("rain")
+    # reports of other benchmarks: one function for both (report.py had its own copy)
+    assert C.corruption_group("fog", strict=False) == "weather"
+    assert C.corruption_group("near_focus", strict=False) == "3dcc"
+    assert C.corruption_group("rain", strict=False) == "other"
     assert set(PARAMS["cifar"]) == set(PARAMS["imagenet"]) == set(ALL_CORRUPTIONS)
     assert all(len(v) == 5 for t in PARAMS.values() for v in t.values())
 

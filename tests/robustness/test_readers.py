@@ -162,6 +162,14 @@ def test_folder_layout(tmp_path, group):
     assert [len(c) for c in sub.cells] == [2, 2]
 
 
+def test_folder_layout_reads_every_image_extension(tmp_path):
+    # the folder readers of datasets and benchmarks accept the same files (the benchmark reader skipped .pgm/.gif)
+    make_folder_c(tmp_path, corruptions=("fog",), severities=(1,))
+    Image.new("L", (8, 8), 7).save(tmp_path / "fog" / "1" / "n01440764" / "extra.pgm")
+    bench = read_folder_c(tmp_path, corruptions=["fog"], severities=[1])
+    assert [len(c) for c in bench.cells] == [5]
+
+
 def test_class_mapping():
     assert resolve_classes(["cat", "dog"], model_labels=["dog", "eel", "cat"]) == {"cat": 2, "dog": 0}
     assert resolve_classes(["b", "a"]) == {"a": 0, "b": 1}

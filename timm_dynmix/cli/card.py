@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 __all__ = ["add_arguments", "run"]
@@ -24,6 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``timm-dynmix card``: (re)write the card from config.json, results.json and evaluation reports."""
+    from timm_dynmix.fileio import read_json
     from timm_dynmix.hub.card import write_card
 
     folder = Path(args.output_dir)
@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     results_file = Path(args.results) if args.results else folder / "results.json"
     results = None
     if results_file.is_file():
-        results = json.loads(results_file.read_text(encoding="utf-8"))
+        results = read_json(results_file, "results file")
     elif args.results:
         raise FileNotFoundError(f"results file {results_file} does not exist")
     else:

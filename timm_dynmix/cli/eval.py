@@ -6,7 +6,6 @@ The evaluation modules (torch, timm) are imported when the command runs, not for
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -65,13 +64,10 @@ def _load_baseline(path: str | None) -> dict[str, Any] | None:
     """The JSON object of ``--baseline`` (per-corruption baseline errors), None without one."""
     if path is None:
         return None
+    from timm_dynmix.fileio import read_json
+
     p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"no baseline JSON at {p}")
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{p} is not valid JSON: {e}") from None
+    data = read_json(p, "baseline JSON")
     if not isinstance(data, dict):
         raise ValueError(f"{p} must hold a JSON object of baseline errors, got {type(data).__name__}")
     return data

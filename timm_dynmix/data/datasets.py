@@ -45,6 +45,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from timm_dynmix.fileio import IMAGE_EXTENSIONS
+
 __all__ = ["ImageData", "KNOWN_DATASETS", "load_image_data", "DecodedImageDataset", "DecodedIterableDataset",
            "decode_image", "ensure_hub_reachable_or_offline", "DatasetLoadError"]
 
@@ -76,7 +78,6 @@ KNOWN_DATASETS: dict[str, _Known] = {
     "digits": _Known("sklearn:digits", "image", "label", "train", "test", 32),
 }
 
-_IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 
 
 @dataclass
@@ -354,7 +355,7 @@ def _is_image_folder(path: Path) -> bool:
     subdirs = [d for d in path.iterdir() if d.is_dir()]
     for d in subdirs[:50]:
         for f in d.rglob("*"):
-            if f.suffix.lower() in _IMAGE_EXTS:
+            if f.suffix.lower() in IMAGE_EXTENSIONS:
                 return True
     return False
 

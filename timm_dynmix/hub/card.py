@@ -44,9 +44,10 @@ from pathlib import Path
 from typing import Any
 
 from timm_dynmix.augment.config import parse_config
-from timm_dynmix.fileio import fsync_dir, fsync_tree, replace_dir
+from timm_dynmix.fileio import fsync_dir, fsync_tree, read_json, replace_dir
 from timm_dynmix.hub.load import requires_timm_dynmix
 from timm_dynmix.hub.summary import as_mapping, augmentation_summary, dataset_summary, format_value, slug
+from timm_dynmix.robustness.readers import BENCHMARK_NAMES
 from timm_dynmix.version import __version__
 
 __all__ = [
@@ -70,8 +71,6 @@ _METRIC_INFO = {  # key -> (model-index metric type, display name)
     "mce": ("mCE", "mCE (%)"),
     "rms_calibration_error": ("rms_calibration_error", "RMS calibration error (%)"),
 }
-_BENCHMARK_NAMES = {"cifar10-c": "CIFAR-10-C", "cifar100-c": "CIFAR-100-C", "imagenet-c": "ImageNet-C",
-                    "imagenet-3dcc": "ImageNet-3DCC", "tiny-imagenet-c": "Tiny-ImageNet-C"}
 
 
 
@@ -130,7 +129,7 @@ class EvalReport:
             plot_paths.append(path)
         return cls(
             benchmark=bench.strip(),
-            dataset_name=str(ds.get("name") or _BENCHMARK_NAMES.get(bench.strip().lower(), bench.strip())),
+            dataset_name=str(ds.get("name") or BENCHMARK_NAMES.get(bench.strip().lower(), bench.strip())),
             dataset_type=str(ds.get("type") or bench.strip()),
             dataset_split=str(ds["split"]) if ds.get("split") else None,
             per_corruption=per_corruption,
@@ -145,10 +144,7 @@ def load_eval_report(path: str | os.PathLike) -> EvalReport:
     file = path / EVAL_REPORT_NAME if path.is_dir() else path
     if not file.is_file():
         raise FileNotFoundError(f"no evaluation report at {path} (expected a folder with {EVAL_REPORT_NAME})")
-    try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{file} is not valid JSON: {e}") from None
+    data = read_json(file, "evaluation report")
     return EvalReport.from_dict(data, folder=file.parent, source=str(file))
 
 

@@ -139,11 +139,24 @@ _FROST_SCALE = {"cifar": 0.2, "imagenet": 1.0}
 _FROST_FILES = ("frost1.png", "frost2.png", "frost3.png", "frost4.jpg", "frost5.jpg")  # frost6 is never drawn
 
 
-def corruption_group(name: str) -> str:
-    """The group of a corruption: noise, blur, weather, digital or extra."""
+def corruption_group(name: str, strict: bool = True) -> str:
+    """The group of a corruption: noise, blur, weather, digital or extra.
+
+    Args:
+        name: A corruption name.
+        strict: Refuse names that are not ours; with ``strict=False`` (reports of other benchmarks) ImageNet-3DCC's
+            corruptions are ``"3dcc"`` and any other name is ``"other"``.
+
+    Raises:
+        ValueError: for a name that is not one of :data:`ALL_CORRUPTIONS`, when ``strict``.
+    """
     for group, names in CORRUPTION_GROUPS.items():
         if name in names:
             return group
+    if not strict:
+        from timm_dynmix.robustness.metrics import IMAGENET_3DCC_CORRUPTIONS
+
+        return "3dcc" if name in IMAGENET_3DCC_CORRUPTIONS else "other"
     raise ValueError(f"unknown corruption {name!r}; known: {', '.join(ALL_CORRUPTIONS)}")
 
 

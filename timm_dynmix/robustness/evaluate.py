@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from timm.data.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 from timm_dynmix.robustness.readers import (
     BENCHMARKS,
@@ -44,6 +45,7 @@ from timm_dynmix.robustness.readers import (
     subset_indices,
 )
 from timm_dynmix.robustness.results import CellPredictions, CorruptionResult, PerturbationResult
+from timm_dynmix.runtime import Uint8Normalize, has_accelerator
 
 __all__ = [
     "CellPredictions", "CorruptionResult", "PerturbationResult", "evaluate_corruptions", "evaluate_perturbations",
@@ -52,7 +54,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_DEFAULT_MEAN, _DEFAULT_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 # ---- model -------------------------------------------------------------------------------------------------------
@@ -99,7 +100,7 @@ def load_eval_model(name: str, checkpoint: str | os.PathLike | None = None) -> t
 
 def _normalization(model: torch.nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]:
     cfg = getattr(model, "pretrained_cfg", None) or {}
-    return tuple(cfg.get("mean", _DEFAULT_MEAN)), tuple(cfg.get("std", _DEFAULT_STD))
+    return tuple(cfg.get("mean", IMAGENET_DEFAULT_MEAN)), tuple(cfg.get("std", IMAGENET_DEFAULT_STD))
 
 
 def _accelerator(device: str | None) -> Any:
@@ -109,8 +110,7 @@ def _accelerator(device: str | None) -> Any:
         raise ValueError(f"device must be auto, cpu or cuda, got {device!r}")
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda: no CUDA device is available here; use --device cpu")
-    has_gpu = torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available())
-    return Accelerator(cpu=device == "cpu" or not has_gpu)
+    return Accelerator(cpu=device == "cpu" or not has_accelerator())
 
 
 # ---- datasets ----------------------------------------------------------------------------------------------------
@@ -173,8 +173,7 @@ def _run(model: torch.nn.Module, dataset: torch.utils.data.Dataset, *, accelerat
 
     mean, std = _normalization(model)
     device = accelerator.device
-    m = torch.tensor(mean, device=device).view(1, -1, 1, 1) * 255.0
-    s = torch.tensor(std, device=device).view(1, -1, 1, 1) * 255.0
+    normalize = Uint8Normalize(mean, std).to(device)
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                                          collate_fn=_collate_check)
     loader = accelerator.prepare(loader)
@@ -186,7 +185,7 @@ def _run(model: torch.nn.Module, dataset: torch.utils.data.Dataset, *, accelerat
         shape = x.shape
         if video:  # (B, T, 3, H, W) -> (B*T, 3, H, W)
             x = x.flatten(0, 1)
-        logits = model((x.float() - m) / s).float()
+        logits = model(normalize(x)).float()
         prob = logits.softmax(-1)
         conf, pred = prob.max(-1)
         top5 = logits.topk(min(5, logits.shape[-1]), dim=-1).indices

@@ -27,7 +27,6 @@ corruptions already complete. A rerun with different settings into the same fold
 from __future__ import annotations
 
 import io
-import json
 import logging
 import os
 import shutil
@@ -40,7 +39,15 @@ from typing import Any
 
 import numpy as np
 
-from timm_dynmix.fileio import atomic_write_bytes, atomic_write_json, fsync_dir, fsync_tree, replace_dir
+from timm_dynmix.fileio import (
+    atomic_path,
+    atomic_write_bytes,
+    atomic_write_json,
+    fsync_dir,
+    fsync_tree,
+    read_json,
+    replace_dir,
+)
 from timm_dynmix.robustness.corruptions import ALL_CORRUPTIONS, PARAMS, corrupt
 from timm_dynmix.robustness.readers import MANIFEST_NAME, balanced_subset_indices, subset_indices
 from timm_dynmix.version import __version__
@@ -205,7 +212,7 @@ def make_c(dataset: str, out: str | os.PathLike, *, params: str = "cifar", data_
                 "num_images": n, "image_shape": list(shape)}
     old = {}
     if (out / MANIFEST_NAME).is_file():
-        old = json.loads((out / MANIFEST_NAME).read_text(encoding="utf-8"))
+        old = read_json(out / MANIFEST_NAME, "make-c manifest")
         diff = [k for k in _SETTINGS if old.get(k, _SETTING_DEFAULTS.get(k)) != settings[k]]
         if diff:
             raise ValueError(f"{out} holds a benchmark made with other settings ({', '.join(diff)}: "
@@ -293,33 +300,21 @@ def _decode_clean(decoded: Any, rows: np.ndarray, crop: int | None, shape: tuple
     """Decode (and crop) the source images into ``path`` (written atomically); returns their labels."""
     from tqdm.auto import tqdm
 
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(rows), *shape))
     labels = np.empty(len(rows), dtype=np.int64)
-    try:
-        for k, r in enumerate(tqdm(rows, desc="decoding", disable=not progress, leave=False)):
-            img, label = decoded[int(r)]
-            a = _prepare(img, crop)
-            if a.shape != shape:
-                raise ValueError(f"the source images have different sizes ({shape[:2]} and {a.shape[:2]} at row "
-                                 f"{r}); give --crop SIZE to resize and centre-crop them")
-            arr[k], labels[k] = a, label
-        arr.flush()
-    except BaseException:
-        del arr
-        tmp.unlink(missing_ok=True)
-        raise
-    del arr
-    _fsync_replace(tmp, path)
+    with atomic_path(path) as tmp:
+        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(rows), *shape))
+        try:
+            for k, r in enumerate(tqdm(rows, desc="decoding", disable=not progress, leave=False)):
+                img, label = decoded[int(r)]
+                a = _prepare(img, crop)
+                if a.shape != shape:
+                    raise ValueError(f"the source images have different sizes ({shape[:2]} and {a.shape[:2]} at "
+                                     f"row {r}); give --crop SIZE to resize and centre-crop them")
+                arr[k], labels[k] = a, label
+            arr.flush()
+        finally:
+            del arr
     return labels
-
-
-def _fsync_replace(tmp: Path, path: Path) -> None:
-    """fsync a finished temporary file, rename it to ``path`` and flush the directory entry."""
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
 
 
 def _atomic_npy(path: Path, arr: np.ndarray) -> None:
@@ -330,14 +325,15 @@ def _atomic_npy(path: Path, arr: np.ndarray) -> None:
 
 def _write_npy_corruption(path: Path, results: Any, n: int, shape: tuple[int, ...], bar: Any) -> None:
     """Fill ``path`` ((5 n, *shape), severity-major) from ``((severity, start), chunk)`` results, atomically."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(SEVERITIES) * n, *shape))
-    for (s, i), chunk in results:
-        arr[(s - 1) * n + i:(s - 1) * n + i + len(chunk)] = chunk
-        bar.update(len(chunk))
-    arr.flush()
-    del arr
-    _fsync_replace(tmp, path)
+    with atomic_path(path) as tmp:
+        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(SEVERITIES) * n, *shape))
+        try:
+            for (s, i), chunk in results:
+                arr[(s - 1) * n + i:(s - 1) * n + i + len(chunk)] = chunk
+                bar.update(len(chunk))
+            arr.flush()
+        finally:
+            del arr
 
 
 def _write_tree(folder: Path, chunks: Any, labels: np.ndarray, stems: list[str], label_names: list[str]) -> None:

@@ -21,7 +21,6 @@ of equal size, so the clean set and all (corruption, severity) cells of a -C set
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Sequence
@@ -31,21 +30,27 @@ from typing import Any
 
 import numpy as np
 
+from timm_dynmix.fileio import IMAGE_EXTENSIONS, read_json
 from timm_dynmix.rng import derive_seed
-from timm_dynmix.robustness.corruptions import ALL_CORRUPTIONS, CORRUPTION_GROUPS, CORRUPTIONS
+from timm_dynmix.robustness.corruptions import ALL_CORRUPTIONS, CORRUPTIONS
 from timm_dynmix.robustness.metrics import IMAGENET_3DCC_CORRUPTIONS, IMAGENET_P_EXTRA, IMAGENET_P_PERTURBATIONS
 
 __all__ = [
     "BenchmarkError", "Cell", "CorruptionBenchmark", "Video", "PerturbationSet", "PerturbationBenchmark",
     "subset_indices", "balanced_subset_indices", "read_npy_c", "read_folder_c", "read_perturbations", "detect_layout",
-    "MANIFEST_NAME", "IMAGE_EXTENSIONS", "BENCHMARKS",
+    "MANIFEST_NAME", "IMAGE_EXTENSIONS", "BENCHMARKS", "BENCHMARK_NAMES",
 ]
 
 MANIFEST_NAME = "make_c.json"
+# display names of benchmarks and datasets (reports, model cards)
+BENCHMARK_NAMES = {
+    "cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "cifar10-c": "CIFAR-10-C", "cifar100-c": "CIFAR-100-C",
+    "cifar10-p": "CIFAR-10-P", "cifar100-p": "CIFAR-100-P", "imagenet-c": "ImageNet-C",
+    "imagenet-3dcc": "ImageNet-3DCC", "imagenet-p": "ImageNet-P", "tiny-imagenet-c": "Tiny-ImageNet-C",
+}
 # the benchmarks `timm-dynmix eval --benchmark` knows by name (else: a folder made by make-c)
 BENCHMARKS = ("cifar10", "cifar100", "cifar10-c", "cifar100-c", "imagenet-c", "imagenet-3dcc", "imagenet-p",
               "cifar10-p", "cifar100-p")
-IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff")
 _WNID = re.compile(r"^n\d{8}$")
 
 
@@ -234,12 +239,7 @@ def _check_severities(severities: Sequence[int] | None) -> list[int]:
 
 def _read_manifest(root: Path) -> dict[str, Any]:
     path = root / MANIFEST_NAME
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise BenchmarkError(f"{path} is not valid JSON: {e}") from None
+    return read_json(path, "make-c manifest", BenchmarkError) if path.is_file() else {}
 
 
 def _load_npy(path: Path) -> np.ndarray:
@@ -560,11 +560,3 @@ def benchmark_corruption_lists(names: Sequence[str], benchmark: str) -> tuple[li
         main = [c for c in CORRUPTIONS if c in names]
     return main, [c for c in names if c not in main]
 
-
-def group_of(name: str) -> str:
-    for group, names in CORRUPTION_GROUPS.items():
-        if name in names:
-            return group
-    if name in IMAGENET_3DCC_CORRUPTIONS:
-        return "3dcc"
-    return "other"

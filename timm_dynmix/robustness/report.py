@@ -35,16 +35,15 @@ import numpy as np
 
 from timm_dynmix.fileio import atomic_write_bytes
 from timm_dynmix.robustness import metrics as M
-from timm_dynmix.robustness.readers import benchmark_corruption_lists, group_of
+from timm_dynmix.robustness.corruptions import corruption_group
+from timm_dynmix.robustness.readers import BENCHMARK_NAMES, benchmark_corruption_lists
 from timm_dynmix.robustness.results import PerturbationResult
 from timm_dynmix.version import versions
 
 __all__ = ["build_report", "write_report", "compare_reports", "REPORT_JSON", "REPORT_MD", "CELLS_CSV"]
 
 REPORT_JSON, REPORT_MD, CELLS_CSV = "report.json", "report.md", "cells.csv"
-_DISPLAY = {"cifar10-c": "CIFAR-10-C", "cifar100-c": "CIFAR-100-C", "imagenet-c": "ImageNet-C",
-            "imagenet-3dcc": "ImageNet-3DCC", "imagenet-p": "ImageNet-P", "cifar10-p": "CIFAR-10-P",
-            "cifar100-p": "CIFAR-100-P", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
+
 _SHORT = {"gaussian_noise": "Gauss", "shot_noise": "Shot", "impulse_noise": "Impulse", "defocus_blur": "Defocus",
           "glass_blur": "Glass", "motion_blur": "Motion", "zoom_blur": "Zoom", "snow": "Snow", "frost": "Frost",
           "fog": "Fog", "brightness": "Bright", "contrast": "Contrast", "elastic_transform": "Elastic",
@@ -82,7 +81,8 @@ def _dataset_block(bench: Any, name: str, manifest: Mapping[str, Any]) -> dict[s
         return {"name": f"{src}-C regenerated ({manifest.get('params')} parameters, {manifest.get('num_images')} "
                         f"images per cell)",
                 "type": "make-c", "split": manifest.get("split")}
-    return {"name": _DISPLAY.get(name, name), "type": name, "split": "test" if name.startswith("cifar") else None}
+    split = "test" if name.startswith("cifar") else None
+    return {"name": BENCHMARK_NAMES.get(name, name), "type": name, "split": split}
 
 
 def build_report(result: Any, model: Any = None, *, meta: Mapping[str, Any] | None = None,
@@ -111,7 +111,8 @@ def build_report(result: Any, model: Any = None, *, meta: Mapping[str, Any] | No
                            "reliability": _reliability(clean.confidence, clean.correct)}
         report["clean_error"] = report["clean"]["error"]
     cells = [c for c in result.cells if c.severity > 0]
-    report["cells"] = [{"corruption": c.corruption, "severity": c.severity, "group": group_of(c.corruption),
+    report["cells"] = [{"corruption": c.corruption, "severity": c.severity,
+                        "group": corruption_group(c.corruption, strict=False),
                         "n": len(c.label), "error": _pct(M.error_rate(c.correct)),
                         **_calib(c.confidence, c.correct, skip_last_bin)} for c in cells]
     names = list(dict.fromkeys(c.corruption for c in cells))
@@ -123,7 +124,7 @@ def build_report(result: Any, model: Any = None, *, meta: Mapping[str, Any] | No
         conf = np.concatenate([c.confidence for c in mine])
         corr = np.concatenate([c.correct for c in mine])
         errors[cname] = {c.severity: M.error_rate(c.correct) for c in mine}
-        per[cname] = {"group": group_of(cname), "n": len(corr), "error": _pct(M.error_rate(corr)),
+        per[cname] = {"group": corruption_group(cname, strict=False), "n": len(corr), "error": _pct(M.error_rate(corr)),
                       "errors_by_severity": {str(s): _pct(e) for s, e in errors[cname].items()},
                       **_calib(conf, corr, skip_last_bin)}
     report["corruptions"] = {c: per[c] for c in main}
@@ -214,7 +215,7 @@ def _build_p_report(result: Any, model: Any, meta: Mapping[str, Any],
             firsts.append(pred[:, 0] == labels)
     main = [p for p in M.IMAGENET_P_PERTURBATIONS if p in fps]
     report: dict[str, Any] = {
-        "benchmark": name, "dataset": {"name": _DISPLAY.get(name, name), "type": name},
+        "benchmark": name, "dataset": {"name": BENCHMARK_NAMES.get(name, name), "type": name},
         "clean_error": _pct(M.error_rate(np.concatenate(firsts))) if firsts else None,
         "corruption_error": None, "mce": None, "rms_calibration_error": None, "per_corruption": {}, "plots": [],
         "flip_probability": {p: _pct(v) for p, v in fps.items()},
