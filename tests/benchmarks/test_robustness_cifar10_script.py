@@ -66,6 +66,7 @@ def test_summary_mean_and_std_over_seeds(tmp_path):
     assert "| fog | 13.0 | 10.5 |" in text
 
 
+@pytest.mark.usefixtures("eval_extra")
 @pytest.mark.slow
 def test_tiny_study_end_to_end_and_resume(tmp_path):
     """Two arms on 200 digit images, every corruption on 20 class-balanced test images; a rerun redoes nothing."""

@@ -85,6 +85,7 @@ def test_cifar_table_matches_the_documented_values():
     assert len(np.arange(*PARAMS["cifar"]["zoom_blur"][0])) == 7
 
 
+@pytest.mark.usefixtures("eval_extra")
 @pytest.mark.parametrize("name", ALL_CORRUPTIONS)
 def test_shape_dtype_determinism(images, name):
     x = images[:6]
@@ -105,6 +106,7 @@ def test_shape_dtype_determinism(images, name):
 NOT_MONOTONE = {"motion_blur", "glass_blur", "frost", "elastic_transform", "spatter", "saturate"}
 
 
+@pytest.mark.usefixtures("eval_extra")
 @pytest.mark.parametrize("name", ALL_CORRUPTIONS)
 def test_severity_ordering(images, name):
     changes = [_change(corrupt(images, name, s, params="cifar"), images) for s in range(1, 6)]
@@ -259,6 +261,7 @@ def test_motion_blur_truncates_like_imagemagick(images):
         assert -0.55 < offset < -0.45, (s, offset)
 
 
+@pytest.mark.usefixtures("eval_extra")
 def test_snow_matches_the_original_arithmetic(images):
     """snow recomputed from the original recipe: float64 snow layer and bilinear zoom, ImageMagick-quantized flakes
     (float64), float32 image, truncation to uint8."""
@@ -338,6 +341,7 @@ def _float64_reference(name: str, img: np.ndarray, c, g: np.random.Generator) ->
 
 @pytest.mark.parametrize("name", ["gaussian_noise", "speckle_noise", "shot_noise", "gaussian_blur", "defocus_blur",
                                   "contrast", "brightness", "saturate"])
+@pytest.mark.usefixtures("eval_extra")
 def test_float64_corruptions_match_the_original_precision(images, name):
     """Corruptions the original computes in float64 agree with it value for value after the uint8 truncation (in
     float32, 0.01-10 % of the values of some severities fall one level lower)."""
@@ -349,6 +353,7 @@ def test_float64_corruptions_match_the_original_precision(images, name):
         assert np.array_equal(out, ref), (name, s, int((out != ref).sum()))
 
 
+@pytest.mark.usefixtures("eval_extra")
 def test_helpers_match_scipy_and_skimage():
     from scipy.ndimage import zoom
     from skimage.filters import gaussian
@@ -373,6 +378,7 @@ def test_plasma_fractal():
         C.plasma_fractal(np.random.default_rng(0), 48)
 
 
+@pytest.mark.usefixtures("eval_extra")
 def test_other_sizes(images):
     big = np.repeat(np.repeat(images[:2], 3, axis=1), 3, axis=2)  # 96 x 96
     for name in ("fog", "frost", "elastic_transform", "glass_blur"):
@@ -401,6 +407,7 @@ def test_input_errors(images):
         corrupt(images[:, :8, :8], "glass_blur", 5, params="imagenet")
 
 
+@pytest.mark.usefixtures("eval_extra")
 def test_missing_frost_textures(monkeypatch, images):
     import importlib.metadata as md
     import importlib.resources

@@ -117,6 +117,7 @@ def test_model_correct_on_a_chosen_subset(tmp_path):
     assert rep["cells"][0]["n"] == 7
 
 
+@pytest.mark.usefixtures("eval_extra")
 def test_report_files_and_card(tmp_path):
     make_coded_c(tmp_path / "c")
     bench = read_npy_c(tmp_path / "c")
@@ -137,6 +138,7 @@ def test_report_files_and_card(tmp_path):
     assert "| 90.00 | 90.00 |" in md and "speckle_noise *" in md
 
 
+@pytest.mark.usefixtures("eval_extra")
 def test_perturbations(tmp_path):
     # CIFAR-P layout; frame f of video v shows (perturbation id, frame, v)
     k, frames = 6, 5
@@ -234,6 +236,7 @@ def test_make_c_resume_and_settings(tmp_path, source):
         make_c(str(src), out, corruptions=["fog"], seed=1, progress=False)
 
 
+@pytest.mark.usefixtures("eval_extra")
 def test_make_c_folder_layout(tmp_path, source):
     src, _images, _ = source
     man = make_c(str(src), tmp_path / "c", corruptions=["snow"], layout="folder", progress=False)
@@ -320,6 +323,7 @@ def test_cli_errors(tmp_path, capsys):
         load_benchmark(str(tmp_path / "c"), clean="digits")
 
 
+@pytest.mark.usefixtures("eval_extra")
 @pytest.mark.slow
 def test_two_processes_equal_one(tmp_path):
     """``torchrun --nproc_per_node 2`` (gloo, CPU) splits the cells' batches; the report equals one process's."""
@@ -348,6 +352,7 @@ def test_two_processes_equal_one(tmp_path):
     assert a["clean_error"] == b["clean_error"] and a["corruption_error"] == b["corruption_error"]
 
 
+@pytest.mark.usefixtures("eval_extra")
 @pytest.mark.slow
 def test_full_path_on_real_cifar10(tmp_path, capsys):
     """make-c on real CIFAR-10 test images -> eval of a (tiny, untrained) model -> report, plots, model card."""

@@ -214,6 +214,7 @@ def _write_mp4(path: Path, frames: np.ndarray) -> None:
     writer.release()
 
 
+@pytest.mark.usefixtures("eval_extra")
 def test_imagenet_p_layout(tmp_path):
     frames = np.zeros((5, 32, 32, 3), np.uint8)
     frames[:, :, :16] = [200, 30, 30]
