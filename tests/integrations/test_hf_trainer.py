@@ -50,3 +50,21 @@ def test_trainer_runs_with_dynmix_views(digits, tmp_path):
     assert out.global_step == 3 and math.isfinite(out.training_loss)
     metrics = trainer.evaluate()
     assert math.isfinite(metrics["eval_loss"])
+
+
+def test_epoch_callback_is_a_trainer_callback():
+    from transformers import TrainerCallback
+
+    class Data:
+        epoch = None
+
+        def set_epoch(self, epoch: int) -> None:
+            self.epoch = epoch
+
+    data = Data()
+    callback = EpochCallback(data)
+    assert isinstance(EpochCallback, type) and isinstance(callback, TrainerCallback)
+    callback.on_epoch_begin(None, type("State", (), {"epoch": 2.0})(), None)
+    assert data.epoch == 2
+    with pytest.raises(TypeError, match="needs a dataset with set_epoch"):
+        EpochCallback([1, 2, 3])
