@@ -26,7 +26,7 @@ _EXPORTS: dict[str, str] = {}
 for _module, _names in {
     "timm_dynmix.augment.config": ("DynMixConfig", "parse_config", "format_config", "is_dynmix"),
     "timm_dynmix.augment.dynmix": ("DynamicMixup", "MixParams", "mix"),
-    "timm_dynmix.batched": ("DynamicMixupBatch", "BatchParams"),
+    "timm_dynmix.augment.batched": ("DynamicMixupBatch", "BatchParams"),
     "timm_dynmix.augment.baselines": ("AugMix", "AugMixConfig", "parse_augmix_config", "format_augmix_config",
                                       "AutoAugmentStar", "RandomAutoAugmentStar"),
     "timm_dynmix.augment.ops": ("Op", "OPS", "OP_SETS", "get_op", "resolve_ops"),
@@ -112,10 +112,10 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real names
         format_augmix_config,
         parse_augmix_config,
     )
+    from timm_dynmix.augment.batched import BatchParams, DynamicMixupBatch
     from timm_dynmix.augment.config import DynMixConfig, format_config, is_dynmix, parse_config
     from timm_dynmix.augment.dynmix import DynamicMixup, MixParams, mix
     from timm_dynmix.augment.ops import OP_SETS, OPS, Op, get_op, resolve_ops
-    from timm_dynmix.batched import BatchParams, DynamicMixupBatch
     from timm_dynmix.data.transforms_factory import create_transform
     from timm_dynmix.data.views import DynMixDataset, DynMixViews, collate_splits
     from timm_dynmix.hub.card import EvalReport, load_eval_report, render_card, write_card

@@ -22,6 +22,7 @@ MOVED = {
     "timm_dynmix.transforms": "timm_dynmix.augment.dynmix",
     "timm_dynmix.baselines": "timm_dynmix.augment.baselines",
     "timm_dynmix.preview": "timm_dynmix.augment.preview",
+    "timm_dynmix.batched": "timm_dynmix.augment.batched",
     "timm_dynmix.image_data": "timm_dynmix.data.datasets",
     "timm_dynmix.corruptions": "timm_dynmix.robustness.corruptions",
     "timm_dynmix.make_c": "timm_dynmix.robustness.make_c",

@@ -9,8 +9,8 @@ from PIL import Image
 from scipy import stats
 
 from timm_dynmix import DynamicMixup, DynamicMixupBatch, JsdLoss
+from timm_dynmix.augment.batched import BatchParams, _apply_codes, _check_generator, apply_op
 from timm_dynmix.augment.ops import OPS, PIXEL_OPS
-from timm_dynmix.batched import BatchParams, _apply_codes, _check_generator, apply_op
 
 # parameters exercised per op (signed ones both ways; solarize/posterize over their whole range)
 PARAMS = {

@@ -92,7 +92,7 @@ def shifted(a: np.ndarray, dx: int, dy: int) -> np.ndarray:
 @pytest.mark.parametrize("name", ["translate_x", "translate_y"])
 def test_translation_is_an_exact_whole_pixel_shift(real_images, name):
     """Both paths move the input's pixel values by whole pixels and fill with 0: no interpolation at all."""
-    from timm_dynmix.batched import apply_op
+    from timm_dynmix.augment.batched import apply_op
 
     rng = np.random.default_rng(0)
     batch = torch.from_numpy(np.stack([np.asarray(im) for im in real_images])).permute(0, 3, 1, 2).contiguous()

@@ -67,7 +67,7 @@ _BILINEAR = Image.Resampling.BILINEAR
 
 # ----------------------------------------------------------------------------------------------------------------
 # level -> parameter (unsigned); pure arithmetic (no int()/float() casts), so that the same formulas work on
-# Python floats here and elementwise on torch tensors in the batched path (timm_dynmix.batched)
+# Python floats here and elementwise on torch tensors in the batched path (timm_dynmix.augment.batched)
 def _rotate_deg(level: float, size: tuple[int, int]) -> float:
     return MAX_ROTATE_DEG * level / 10.0
 
