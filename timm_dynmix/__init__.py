@@ -43,7 +43,8 @@ for _module, _names in {
     "timm_dynmix.robustness.corruptions": ("CORRUPTIONS", "EXTRA_CORRUPTIONS", "ALL_CORRUPTIONS", "CORRUPTION_GROUPS",
                                            "corrupt"),
     "timm_dynmix.robustness.make_c": ("make_c",),
-    "timm_dynmix.robustness.readers": ("read_npy_c", "read_folder_c", "read_perturbations", "subset_indices"),
+    "timm_dynmix.robustness.readers": ("read_npy_c", "read_folder_c", "read_perturbations"),
+    "timm_dynmix.data.sampler": ("subset_indices",),
     "timm_dynmix.robustness.evaluate": ("load_benchmark", "load_eval_model", "evaluate_corruptions",
                                         "evaluate_perturbations"),
     "timm_dynmix.robustness.report": ("build_report", "write_report", "compare_reports"),
@@ -116,6 +117,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real names
     from timm_dynmix.augment.config import DynMixConfig, format_config, is_dynmix, parse_config
     from timm_dynmix.augment.dynmix import DynamicMixup, MixParams, mix
     from timm_dynmix.augment.ops import OP_SETS, OPS, Op, get_op, resolve_ops
+    from timm_dynmix.data.sampler import subset_indices
     from timm_dynmix.data.transforms_factory import create_transform
     from timm_dynmix.data.views import DynMixDataset, DynMixViews, collate_splits
     from timm_dynmix.hub.card import EvalReport, load_eval_report, render_card, write_card
@@ -151,5 +153,5 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real names
         rms_calibration_error,
         top5_distance,
     )
-    from timm_dynmix.robustness.readers import read_folder_c, read_npy_c, read_perturbations, subset_indices
+    from timm_dynmix.robustness.readers import read_folder_c, read_npy_c, read_perturbations
     from timm_dynmix.robustness.report import build_report, compare_reports, write_report

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from timm.data.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
+from timm_dynmix.data.sampler import subset_indices
 from timm_dynmix.robustness.readers import (
     BENCHMARKS,
     BenchmarkError,
@@ -42,7 +43,6 @@ from timm_dynmix.robustness.readers import (
     read_folder_c,
     read_npy_c,
     read_perturbations,
-    subset_indices,
 )
 from timm_dynmix.robustness.results import CellPredictions, CorruptionResult, PerturbationResult
 from timm_dynmix.runtime import Uint8Normalize, has_accelerator

@@ -15,7 +15,7 @@ cropped to ``--crop`` (224: ImageNet-C's Resize(256) + CenterCrop(224)); with ``
 they are (``--crop`` to change that) and must all have one size for the npy layout.
 
 ``--max-per-cell N`` keeps a seeded random subset of N source images
-(:func:`timm_dynmix.robustness.readers.subset_indices`,
+(:func:`timm_dynmix.data.sampler.subset_indices`,
 sorted, the same for every cell; ``make_c.json`` records the source indices). Each image's corruption depends only
 on ``(seed, corruption, severity, source index)`` (:func:`timm_dynmix.robustness.corruptions.corruption_rng`).
 
@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from timm_dynmix.data.sampler import balanced_subset_indices, subset_indices
 from timm_dynmix.fileio import (
     atomic_path,
     atomic_write_bytes,
@@ -49,7 +50,7 @@ from timm_dynmix.fileio import (
     replace_dir,
 )
 from timm_dynmix.robustness.corruptions import ALL_CORRUPTIONS, PARAMS, corrupt
-from timm_dynmix.robustness.readers import MANIFEST_NAME, balanced_subset_indices, subset_indices
+from timm_dynmix.robustness.readers import MANIFEST_NAME
 from timm_dynmix.version import __version__
 
 __all__ = ["make_c", "load_split", "SEVERITIES"]
@@ -161,7 +162,7 @@ def make_c(dataset: str, out: str | os.PathLike, *, params: str = "cifar", data_
     """Generate a -C benchmark; returns the manifest (also written to ``out/make_c.json``).
 
     See the module docstring for the layouts and the options. ``class_balanced`` makes the ``max_per_cell`` subset
-    take the same number of images from every class (:func:`timm_dynmix.robustness.readers.balanced_subset_indices`).
+    take the same number of images from every class (:func:`timm_dynmix.data.sampler.balanced_subset_indices`).
     ``manifest["corruptions"][name]["seconds"]`` is the wall time the corruption took (for the 5 severities of all
     images).
     """
