@@ -54,6 +54,24 @@ def real_images() -> list[Image.Image]:
 @pytest.fixture(scope="session")
 def photo() -> Image.Image:
     """A real 427x640 photograph (scikit-learn's china.jpg)."""
-    from timm_dynmix.preview import load_sample_image
+    from timm_dynmix.augment.preview import load_sample_image
 
     return load_sample_image("china.jpg")
+
+
+# the modules of the `eval` extra (pip install 'timm-dynmix[eval]') that corruptions, -P videos and report plots use;
+# imagecorruptions is only read from its installed files (frost textures), never imported
+EVAL_EXTRA = ("cv2", "skimage", "matplotlib")
+EVAL_EXTRA_FILES = ("imagecorruptions",)
+
+
+@pytest.fixture
+def eval_extra() -> None:
+    """Skip the test (with the reason) when a module of the ``eval`` extra is not installed."""
+    import importlib.util
+
+    for name in EVAL_EXTRA:
+        pytest.importorskip(name, reason=f"needs the eval extra ({name} missing): pip install 'timm-dynmix[eval]'")
+    for name in EVAL_EXTRA_FILES:
+        if importlib.util.find_spec(name) is None:
+            pytest.skip(f"needs the eval extra ({name} missing): pip install 'timm-dynmix[eval]'")

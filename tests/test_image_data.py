@@ -1,3 +1,6 @@
+"""load_image_data and the decoded datasets. Stays at the top of tests/ while tests/test_train.py imports
+make_image_folder from it (phase 2 moves it to tests/data/ with that import)."""
+
 import io
 import time
 
@@ -7,7 +10,7 @@ import pytest
 from conftest import CIFAR10_DIR, cifar10_test_arrays
 from PIL import Image
 
-from timm_dynmix.image_data import (
+from timm_dynmix.data.datasets import (
     DatasetLoadError,
     DecodedImageDataset,
     DecodedIterableDataset,

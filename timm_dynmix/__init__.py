@@ -7,43 +7,56 @@ Public API::
     from timm_dynmix import DynamicMixupBatch   # the same augmentation on uint8/float batches, on any device
     from timm_dynmix import AugMix, AutoAugmentStar, RandomAutoAugmentStar   # the papers' baselines
     from timm_dynmix import corrupt, make_c, evaluate_corruptions, build_report, write_report   # robustness
+
+The names are loaded on first use (``import timm_dynmix`` itself loads neither torch nor timm). Our timm
+architectures (``wrn40_2``, ...) are registered as soon as timm is imported, before or after timm_dynmix, so
+``import timm, timm_dynmix; timm.create_model("wrn40_2")`` works. See docs/architecture.md for the layout.
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
-from timm_dynmix import models  # registers the CIFAR architectures (wrn40_2, ...) in timm's registry
-from timm_dynmix.baselines import (
-    AugMix,
-    AugMixConfig,
-    AutoAugmentStar,
-    RandomAutoAugmentStar,
-    format_augmix_config,
-    parse_augmix_config,
-)
-from timm_dynmix.batched import BatchParams, DynamicMixupBatch
-from timm_dynmix.benchmarks import read_folder_c, read_npy_c, read_perturbations, subset_indices
-from timm_dynmix.card import EvalReport, load_eval_report, render_card, write_card
-from timm_dynmix.config import DynMixConfig, format_config, parse_config
-from timm_dynmix.corruptions import ALL_CORRUPTIONS, CORRUPTION_GROUPS, CORRUPTIONS, EXTRA_CORRUPTIONS, corrupt
-from timm_dynmix.data import DynMixDataset, DynMixViews, collate_splits, create_transform, is_dynmix
-from timm_dynmix.evaluate import evaluate_corruptions, evaluate_perturbations, load_benchmark, load_eval_model
-from timm_dynmix.hub import HubError, create_model, push_to_hub, save_pretrained
-from timm_dynmix.loss import JsdLoss, TimmJsdCrossEntropy, js_divergence
-from timm_dynmix.make_c import make_c
-from timm_dynmix.metrics import (
-    ALEXNET_ERRORS,
-    expected_calibration_error,
-    flip_probability,
-    mce,
-    relative_mce,
-    rms_calibration_error,
-    top5_distance,
-)
-from timm_dynmix.ops import OP_SETS, OPS, Op, get_op, resolve_ops
-from timm_dynmix.report import build_report, compare_reports, write_report
-from timm_dynmix.rng import derive_seed, sample_rng, seeded
-from timm_dynmix.timm_plugin import register_timm, unregister_timm
-from timm_dynmix.transforms import DynamicMixup, MixParams, mix
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from timm_dynmix import _moved, _register
+from timm_dynmix.version import __version__
+
+# public name -> the module that defines it (imported on first access)
+_EXPORTS: dict[str, str] = {}
+for _module, _names in {
+    "timm_dynmix.augment.config": ("DynMixConfig", "parse_config", "format_config", "is_dynmix"),
+    "timm_dynmix.augment.dynmix": ("DynamicMixup", "MixParams", "mix"),
+    "timm_dynmix.augment.batched": ("DynamicMixupBatch", "BatchParams"),
+    "timm_dynmix.augment.baselines": ("AugMix", "AugMixConfig", "parse_augmix_config", "format_augmix_config",
+                                      "AutoAugmentStar", "RandomAutoAugmentStar"),
+    "timm_dynmix.augment.ops": ("Op", "OPS", "OP_SETS", "get_op", "resolve_ops"),
+    "timm_dynmix.data.views": ("DynMixViews", "DynMixDataset", "collate_splits"),
+    "timm_dynmix.data.transforms_factory": ("create_transform",),
+    "timm_dynmix.loss": ("JsdLoss", "TimmJsdCrossEntropy", "js_divergence"),
+    "timm_dynmix.integrations.timm": ("register_timm", "unregister_timm"),
+    "timm_dynmix.rng": ("derive_seed", "sample_rng", "seeded"),
+    "timm_dynmix.hub.save": ("save_pretrained",),
+    "timm_dynmix.hub.load": ("create_model",),
+    "timm_dynmix.hub.push": ("push_to_hub",),
+    "timm_dynmix.hub.errors": ("HubError",),
+    "timm_dynmix.hub.card": ("EvalReport", "load_eval_report", "render_card", "write_card"),
+    "timm_dynmix.robustness.corruptions": ("CORRUPTIONS", "EXTRA_CORRUPTIONS", "ALL_CORRUPTIONS", "CORRUPTION_GROUPS",
+                                           "corrupt"),
+    "timm_dynmix.robustness.make_c": ("make_c",),
+    "timm_dynmix.robustness.readers": ("read_npy_c", "read_folder_c", "read_perturbations"),
+    "timm_dynmix.data.sampler": ("subset_indices",),
+    "timm_dynmix.robustness.evaluate": ("load_benchmark", "load_eval_model", "evaluate_corruptions",
+                                        "evaluate_perturbations"),
+    "timm_dynmix.robustness.report": ("build_report", "write_report", "compare_reports"),
+    "timm_dynmix.robustness.metrics": ("ALEXNET_ERRORS", "rms_calibration_error", "expected_calibration_error", "mce",
+                                       "relative_mce", "flip_probability", "top5_distance"),
+}.items():
+    _EXPORTS.update(dict.fromkeys(_names, _module))
+del _module, _names
+# renamed on the way out: public name -> (module, name there)
+_RENAMED = {"launch_timm_train": ("timm_dynmix.integrations.timm_train", "launch"),
+            "rewrite_timm_train_args": ("timm_dynmix.integrations.timm_train", "rewrite_args")}
+_SUBMODULES = ("models",)  # timm_dynmix.models: the CIFAR architectures
 
 __all__ = [
     "__version__",
@@ -68,14 +81,77 @@ __all__ = [
     "flip_probability", "top5_distance",
 ]
 
-# the timm train.py launcher is imported on first use, so that `python -m timm_dynmix.timm_train` (what torchrun -m
-# runs) does not find the module already imported by the package
-_LAZY = {"launch_timm_train": "launch", "rewrite_timm_train_args": "rewrite_args"}
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    elif name in _RENAMED:
+        module, attr = _RENAMED[name]
+        value = getattr(importlib.import_module(module), attr)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"{__name__}.{name}")
+    else:
+        raise AttributeError(f"module 'timm_dynmix' has no attribute {name!r}")
+    globals()[name] = value  # later accesses skip __getattr__
+    return value
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        from timm_dynmix import timm_train
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
 
-        return getattr(timm_train, _LAZY[name])
-    raise AttributeError(f"module 'timm_dynmix' has no attribute {name!r}")
+
+_moved.install()
+_register.install()
+
+if TYPE_CHECKING:  # static analysers and IDEs see the real names
+    from timm_dynmix import models
+    from timm_dynmix.augment.baselines import (
+        AugMix,
+        AugMixConfig,
+        AutoAugmentStar,
+        RandomAutoAugmentStar,
+        format_augmix_config,
+        parse_augmix_config,
+    )
+    from timm_dynmix.augment.batched import BatchParams, DynamicMixupBatch
+    from timm_dynmix.augment.config import DynMixConfig, format_config, is_dynmix, parse_config
+    from timm_dynmix.augment.dynmix import DynamicMixup, MixParams, mix
+    from timm_dynmix.augment.ops import OP_SETS, OPS, Op, get_op, resolve_ops
+    from timm_dynmix.data.sampler import subset_indices
+    from timm_dynmix.data.transforms_factory import create_transform
+    from timm_dynmix.data.views import DynMixDataset, DynMixViews, collate_splits
+    from timm_dynmix.hub.card import EvalReport, load_eval_report, render_card, write_card
+    from timm_dynmix.hub.errors import HubError
+    from timm_dynmix.hub.load import create_model
+    from timm_dynmix.hub.push import push_to_hub
+    from timm_dynmix.hub.save import save_pretrained
+    from timm_dynmix.integrations.timm import register_timm, unregister_timm
+    from timm_dynmix.integrations.timm_train import launch as launch_timm_train
+    from timm_dynmix.integrations.timm_train import rewrite_args as rewrite_timm_train_args
+    from timm_dynmix.loss import JsdLoss, TimmJsdCrossEntropy, js_divergence
+    from timm_dynmix.rng import derive_seed, sample_rng, seeded
+    from timm_dynmix.robustness.corruptions import (
+        ALL_CORRUPTIONS,
+        CORRUPTION_GROUPS,
+        CORRUPTIONS,
+        EXTRA_CORRUPTIONS,
+        corrupt,
+    )
+    from timm_dynmix.robustness.evaluate import (
+        evaluate_corruptions,
+        evaluate_perturbations,
+        load_benchmark,
+        load_eval_model,
+    )
+    from timm_dynmix.robustness.make_c import make_c
+    from timm_dynmix.robustness.metrics import (
+        ALEXNET_ERRORS,
+        expected_calibration_error,
+        flip_probability,
+        mce,
+        relative_mce,
+        rms_calibration_error,
+        top5_distance,
+    )
+    from timm_dynmix.robustness.readers import read_folder_c, read_npy_c, read_perturbations
+    from timm_dynmix.robustness.report import build_report, compare_reports, write_report

@@ -1,4 +1,5 @@
-"""Small file-system helpers for writing outputs atomically: nothing a user saved is lost to a crash or a kill."""
+"""Small file-system helpers: atomic writes (nothing a user saved is lost to a crash or a kill), JSON reading with
+clear errors, and the image file extensions every folder reader accepts."""
 
 from __future__ import annotations
 
@@ -6,10 +7,16 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write_json", "atomic_write_bytes", "fsync_dir", "fsync_tree", "replace_dir"]
+__all__ = ["atomic_write_json", "atomic_write_bytes", "atomic_path", "fsync_dir", "fsync_tree", "replace_dir",
+           "read_json", "IMAGE_EXTENSIONS"]
+
+# image files that folder datasets and folder benchmarks read (lower case; compare with ``path.suffix.lower()``)
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"})
 
 
 def fsync_dir(path: Path) -> None:
@@ -50,14 +57,18 @@ def replace_dir(src: Path, dst: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, fsync it, then rename it over ``path``."""
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path beside ``path`` to write to; on success it is fsynced and renamed over ``path``.
+
+    Whatever the ``with`` block writes (a file, a memory-mapped array...) appears at ``path`` complete or not at all:
+    on an exception the temporary file is removed and ``path`` keeps its old content.
+    """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
+        yield tmp
+        with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
@@ -66,6 +77,33 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     fsync_dir(path.parent)
 
 
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path``, fsync it, then rename it over ``path``."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
 def atomic_write_json(path: Path, data: Any) -> None:
     """Write ``data`` as indented JSON atomically (non-JSON values are written with ``str``)."""
     atomic_write_bytes(Path(path), (json.dumps(data, indent=2, default=str) + "\n").encode("utf-8"))
+
+
+def read_json(path: str | os.PathLike, what: str = "JSON file", error: type[Exception] = ValueError) -> Any:
+    """The content of a JSON file.
+
+    Args:
+        path: The file.
+        what: What the file is, for the messages (``"baseline JSON"``).
+        error: The exception type for invalid JSON (``ValueError`` or a subclass such as ``BenchmarkError``).
+
+    Raises:
+        FileNotFoundError: if ``path`` is not a file.
+        ValueError: (``error``) if it does not hold valid JSON; the message names the file and the position.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no {what} at {path}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise error(f"{path} is not valid JSON: {e}") from None

@@ -26,8 +26,9 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from transformers import TrainerCallback
 
-from timm_dynmix.data import collate_splits
+from timm_dynmix.data.views import collate_splits
 from timm_dynmix.loss import JsdLoss
 
 __all__ = ["DynMixCollator", "jsd_compute_loss", "EpochCallback"]
@@ -73,12 +74,21 @@ def jsd_compute_loss(num_splits: int = 3, weight: float = 12.0, smoothing: float
     return compute_loss
 
 
-def EpochCallback(dataset: Any) -> Any:
-    """A ``TrainerCallback`` that calls ``dataset.set_epoch(epoch)`` at the start of every epoch."""
-    from transformers import TrainerCallback
+class EpochCallback(TrainerCallback):
+    """A ``TrainerCallback`` that calls ``dataset.set_epoch(epoch)`` at the start of every epoch.
 
-    class _SetEpoch(TrainerCallback):
-        def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            dataset.set_epoch(int(state.epoch or 0))
+    Args:
+        dataset: A dataset with ``set_epoch(epoch)``, e.g. :class:`timm_dynmix.DynMixDataset`.
 
-    return _SetEpoch()
+    Raises:
+        TypeError: if ``dataset`` has no ``set_epoch`` method.
+    """
+
+    def __init__(self, dataset: Any):
+        if not callable(getattr(dataset, "set_epoch", None)):
+            raise TypeError(f"EpochCallback needs a dataset with set_epoch(epoch) (such as DynMixDataset), got "
+                            f"{type(dataset).__name__}")
+        self.dataset = dataset
+
+    def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.dataset.set_epoch(int(state.epoch or 0))

@@ -1,0 +1,13 @@
+"""Augmentations: DynMix config strings, the op table, DynamicMixup (PIL), the papers' baselines, previews.
+
+* :mod:`~timm_dynmix.augment.config`: ``dynmix-m3-d2-...`` strings <-> :class:`DynMixConfig` (every key, field and
+  allowed range named in errors; ``format(parse(s))`` round-trips);
+* :mod:`~timm_dynmix.augment.ops`: the ops and their level -> parameter formulas (pure arithmetic shared with the
+  batched path);
+* :mod:`~timm_dynmix.augment.dynmix`: :class:`DynamicMixup` (chains, mixing, the clean-image blend);
+* :mod:`~timm_dynmix.augment.batched`: :class:`DynamicMixupBatch`, the same ops on uint8/float batches on any device;
+* :mod:`~timm_dynmix.augment.baselines`: AugMix and AutoAugment* as the papers ran them;
+* :mod:`~timm_dynmix.augment.preview`: a grid of views of an image, to check a config.
+
+The submodules are imported on use; this package imports nothing heavy.
+"""

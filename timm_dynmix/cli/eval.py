@@ -1,0 +1,119 @@
+"""``timm-dynmix eval``: evaluate a model on clean, -C, -3DCC or -P benchmarks and write a report.
+
+The evaluation modules (torch, timm) are imported when the command runs, not for ``--help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+from timm_dynmix.robustness.readers import BENCHMARKS
+
+__all__ = ["add_arguments", "run"]
+
+
+def _comma_list(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _severity_list(text: str) -> list[int]:
+    try:
+        return [int(t) for t in _comma_list(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"severities must be comma-separated integers 1..5, got {text!r}") from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", help="timm name (with --checkpoint), local-dir:PATH or hf-hub:ORG/NAME")
+    parser.add_argument("--checkpoint", default=None, help="raw state dict (.pth/.pt/.safetensors) for --model")
+    parser.add_argument("--benchmark", help=f"{' | '.join(BENCHMARKS)} | a folder made by make-c")
+    parser.add_argument("--data-dir", default=None, help="the benchmark's folder (for a named benchmark)")
+    parser.add_argument("--clean", default=None, help="clean test set for the clean error of a -C benchmark "
+                        "(a dataset name, Hub id or local path as make-c --dataset takes)")
+    parser.add_argument("--clean-data-dir", default=None, help="local copy for a named --clean dataset")
+    parser.add_argument("--severities", type=_severity_list, default=None, help="e.g. 1,2,3 (default: all 5)")
+    parser.add_argument("--corruptions", type=_comma_list, default=None,
+                        help="comma-separated corruptions / perturbations (default: all present)")
+    parser.add_argument("--max-per-cell", type=int, default=None,
+                        help="a seeded random subset of N images per cell, the same positions in every cell")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the --max-per-cell subset")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--num-workers", type=int, default=None, help="DataLoader workers (default: 0 for npy "
+                        "arrays, up to 4 for image files)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--resize-256-crop-224", action="store_true",
+                        help="AugMix's ImageNet test transform (Resize(256) + CenterCrop(224)); default: no resize")
+    parser.add_argument("--difficulty", type=int, default=1, choices=(1, 2, 3), help="ImageNet-P difficulty")
+    parser.add_argument("--baseline", default=None, help="JSON of baseline (e.g. AlexNet) errors for mCE: "
+                        "{corruption: [5 errors] or mean, 'clean_error': e}; for -P: {'flip_probability': {...}, "
+                        "'top5_distance': {...}} (fractions)")
+    parser.add_argument("--rms-skip-last-bin", action="store_true",
+                        help="reproduce the published calib_err, which leaves the most confident bin out")
+    parser.add_argument("--name", default=None, help="benchmark name in the report (default: from --benchmark)")
+    parser.add_argument("--out", default=None, help="report folder (report.json, report.md, plots/)")
+    parser.add_argument("--compare", nargs="+", default=None, metavar="REPORT_DIR",
+                        help="print (and with --out write compare.md) a side-by-side table of reports; no model")
+    parser.add_argument("--no-plots", action="store_true")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def _load_baseline(path: str | None) -> dict[str, Any] | None:
+    """The JSON object of ``--baseline`` (per-corruption baseline errors), None without one."""
+    if path is None:
+        return None
+    from timm_dynmix.fileio import read_json
+
+    p = Path(path)
+    data = read_json(p, "baseline JSON")
+    if not isinstance(data, dict):
+        raise ValueError(f"{p} must hold a JSON object of baseline errors, got {type(data).__name__}")
+    return data
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``timm-dynmix eval``: evaluate and write a report, or compare reports."""
+    from timm_dynmix.fileio import atomic_write_bytes
+    from timm_dynmix.robustness import report as rep
+    from timm_dynmix.robustness.evaluate import (
+        evaluate_corruptions,
+        evaluate_perturbations,
+        load_benchmark,
+        load_eval_model,
+    )
+    from timm_dynmix.robustness.readers import PerturbationBenchmark
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("accelerate").setLevel(logging.WARNING)
+    if args.compare:
+        text = rep.compare_reports(args.compare)
+        print(text)
+        if args.out:
+            Path(args.out).mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(Path(args.out) / "compare.md", (text + "\n").encode("utf-8"))
+        return 0
+    if not args.model or not args.benchmark or not args.out:
+        raise ValueError("eval needs --model, --benchmark and --out (or --compare REPORT_DIR ...)")
+    baseline = _load_baseline(args.baseline)
+    model = load_eval_model(args.model, args.checkpoint)
+    bench = load_benchmark(args.benchmark, data_dir=args.data_dir, clean=args.clean,
+                           clean_data_dir=args.clean_data_dir, corruptions=args.corruptions,
+                           severities=args.severities, max_per_cell=args.max_per_cell, seed=args.seed,
+                           difficulty=args.difficulty, model=model)
+    common = {"batch_size": args.batch_size, "device": args.device, "resize_256_crop_224": args.resize_256_crop_224,
+              "num_workers": args.num_workers, "progress": not args.no_progress}
+    meta = {"model": args.model, "checkpoint": args.checkpoint, "max_per_cell": args.max_per_cell,
+            "seed": args.seed, "name": args.name, "resize_256_crop_224": args.resize_256_crop_224}
+    if isinstance(bench, PerturbationBenchmark):
+        result: Any = evaluate_perturbations(model, bench, **common)
+    else:
+        result = evaluate_corruptions(model, bench, **common)
+    if not result.info["is_main_process"]:
+        return 0
+    report = rep.build_report(result, model, meta=meta, baseline=baseline, skip_last_bin=args.rms_skip_last_bin)
+    folder = rep.write_report(report, args.out, plots=not args.no_plots)
+    print((folder / rep.REPORT_MD).read_text(encoding="utf-8"))
+    print(f"report written to {folder}")
+    return 0

@@ -1,0 +1,25 @@
+"""The Hugging Face Hub: save (timm's Hub format), load, push, model cards and the run summary they share.
+
+* :mod:`~timm_dynmix.hub.save`: :func:`save_pretrained`, :func:`hub_config` (``config.json``);
+* :mod:`~timm_dynmix.hub.load`: :func:`create_model` (``timm.create_model`` with our architectures, clear errors);
+* :mod:`~timm_dynmix.hub.push`: :func:`push_to_hub`, :func:`check_repo_id`;
+* :mod:`~timm_dynmix.hub.card`: the model card (template in ``templates/``) and the evaluation report format;
+* :mod:`~timm_dynmix.hub.summary`: :class:`RunSummary`, what a run's ``results.json`` says about it;
+* :mod:`~timm_dynmix.hub.errors`: :class:`HubError`, one error with a reason and a remedy for every Hub failure.
+
+``from timm_dynmix.hub import save_pretrained`` (and the other names of the former ``hub`` module) keeps working.
+"""
+
+from __future__ import annotations
+
+from timm_dynmix.hub.card import write_card
+from timm_dynmix.hub.errors import HubError
+from timm_dynmix.hub.load import create_model, register_architectures, requires_timm_dynmix
+from timm_dynmix.hub.push import check_repo_id, push_to_hub
+from timm_dynmix.hub.save import CONFIG_NAME, WEIGHTS_NAME, hub_config, save_pretrained
+from timm_dynmix.hub.summary import RunSummary
+
+__all__ = [
+    "HubError", "save_pretrained", "push_to_hub", "create_model", "hub_config", "check_repo_id",
+    "register_architectures", "requires_timm_dynmix", "CONFIG_NAME", "WEIGHTS_NAME", "write_card", "RunSummary",
+]

@@ -1,0 +1,169 @@
+"""What a training run recorded, read once for ``config.json`` and the model card: :class:`RunSummary`.
+
+``results.json`` (written by training) names the augmentation, the dataset and the recipe. The card and the Hub
+config both need its augmentation (canonical DynMix string, weight mode, settings table) and its dataset (display
+name, Hub id, publishable source); :meth:`RunSummary.from_results` reads them, and :attr:`RunSummary.tag` is the
+pretrained tag ``<augmentation>_<dataset>`` used in ``config.json``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypedDict
+
+from timm_dynmix.augment.config import is_dynmix, parse_config
+
+__all__ = ["RunSummary", "AugSummary", "DatasetSummary", "augmentation_summary", "dataset_summary", "slug",
+           "format_value", "as_mapping", "HUB_ID_RE", "WEIGHT_TEXT"]
+
+HUB_ID_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+WEIGHT_TEXT = {
+    "pair": "`m1 ~ Beta(alpha, alpha)`, `m2 = 1 - m1` (AugMix's Dirichlet convention); the mix stays a convex "
+            "combination, `X = X2 + (1 - (1 - m1)^2)(X1 - X2)`.",
+    "indep": "`m1` and `m2` drawn independently from `Beta(alpha, alpha)`; the weights sum to `m1 + m2`, and the "
+             "mix is clipped to [0, 1].",
+    "linear": "pair weights without the residual term, `X = m1*X1 + m2*X2` (the paper's linear-only ablation).",
+}
+
+
+class AugSummary(TypedDict):
+    """The augmentation of a run: the string as recorded and, for DynMix, its canonical form and settings."""
+
+    string: str
+    is_dynmix: bool
+    canonical: str
+    weights: str | None
+    weights_text: str | None
+    rows: list[tuple[str, str, Any]]  # (config key, setting, value) for the card's table
+
+
+class DatasetSummary(TypedDict):
+    """The dataset of a run, as far as it may be published (never a local path)."""
+
+    name: str
+    hub_id: str | None
+    source: str | None
+    provenance: Any
+    split: str | None
+
+
+def as_mapping(value: Any, what: str) -> Mapping[str, Any]:
+    """``value`` as a mapping (None -> ``{}``).
+
+    Raises:
+        TypeError: if ``value`` is neither None nor a mapping; the message names ``what``.
+    """
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{what} must be a dict (as in results.json), got {type(value).__name__}")
+    return value
+
+
+def slug(text: str) -> str:
+    """Lower-case letters and digits of ``text`` only (``"CIFAR-10"`` -> ``"cifar10"``)."""
+    return re.sub(r"[^a-z0-9]+", "", text.lower())
+
+
+def format_value(value: Any) -> str:
+    """A setting as the card shows it: yes/no, floats to 6 significant digits, lists comma-separated."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) < 1e-3 or abs(value) >= 1e5 else f"{value:.6g}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(format_value(v) for v in value)
+    return str(value)
+
+
+def dataset_summary(results: Mapping[str, Any]) -> DatasetSummary | None:
+    """The dataset ``results["dataset"]`` names (a name or a dict), or None when it names none."""
+    ds = results.get("dataset")
+    if ds is None:
+        return None
+    if isinstance(ds, str):
+        ds = {"name": ds}
+    ds = as_mapping(ds, "results['dataset']")
+    repo = ds.get("repo") or ds.get("hub_id")
+    path = ds.get("path")
+    name = ds.get("name") or repo or (Path(str(path)).name if path else None)
+    if not name:
+        return None
+    hub_id = str(repo) if repo and HUB_ID_RE.match(str(repo)) else None
+    if hub_id:
+        source = f"[{hub_id}](https://huggingface.co/datasets/{hub_id})"
+    elif repo or path:
+        # never publish a local path: the folder name is enough to identify the copy
+        source = f"local copy `{Path(str(repo or path)).name}`"
+    else:
+        source = None
+    split = ds.get("eval_split") or ds.get("val_split") or ds.get("split")
+    return {"name": str(name), "hub_id": hub_id, "source": source, "provenance": ds.get("provenance"),
+            "split": str(split) if split else None}
+
+
+def augmentation_summary(results: Mapping[str, Any]) -> AugSummary | None:
+    """The augmentation ``results["aug"]`` names, or None; DynMix strings are parsed into their settings."""
+    aug = results.get("aug")
+    if aug is None:
+        return None
+    aug = str(aug)
+    info: AugSummary = {"string": aug, "is_dynmix": False, "canonical": aug, "weights": None, "weights_text": None,
+                        "rows": []}
+    if not is_dynmix(aug):
+        return info
+    try:
+        cfg = parse_config(aug)
+    except (TypeError, ValueError):
+        return info  # an unparseable record: show the string as given, without the table
+    info.update(is_dynmix=True, canonical=cfg.to_string(), weights=cfg.weights, weights_text=WEIGHT_TEXT[cfg.weights])
+    ops = cfg.op_set_name or ", ".join(cfg.ops)
+    info["rows"] = [
+        ("m", "magnitude (severity; levels drawn in [0.1, m])", format_value(cfg.magnitude)),
+        ("d", "max chain depth", cfg.depth),
+        *([("p", "probability of a depth-2 chain", format_value(cfg.depth2_prob))] if cfg.depth == 2 else []),
+        ("a", "alpha of Beta(alpha, alpha)", format_value(cfg.alpha)),
+        ("w", "weight mode", cfg.weights),
+        ("b", "skip blend with the clean image", "on" if cfg.blend else "off"),
+        ("n", "mixed views per image", cfg.num_mixes),
+        ("o", "ops", f"`{ops}`" if cfg.op_set_name else ops),
+    ]
+    return info
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """The augmentation and dataset of a training run, from its ``results.json`` record.
+
+    Attributes:
+        aug: The augmentation, or None when the run recorded none.
+        dataset: The dataset, or None when the run recorded none.
+    """
+
+    aug: AugSummary | None = None
+    dataset: DatasetSummary | None = None
+
+    @classmethod
+    def from_results(cls, results: Mapping[str, Any] | None) -> RunSummary:
+        """Read ``results`` (the training record; None for none).
+
+        Raises:
+            TypeError: if ``results`` or its ``dataset`` entry is not a dict.
+        """
+        results = as_mapping(results, "results")
+        return cls(aug=augmentation_summary(results), dataset=dataset_summary(results))
+
+    @property
+    def tag(self) -> str | None:
+        """The pretrained tag ``<augmentation family>_<dataset>`` (``dynmix_cifar10``), or None without either."""
+        aug, ds = self.aug, self.dataset
+        family = "dynmix" if aug and aug["is_dynmix"] else (slug(aug["string"].split("-")[0]) if aug else "")
+        return "_".join(t for t in (family, slug(ds["name"]) if ds else "") if t) or None
+
+    def description(self, architecture: str, version: str) -> str:
+        """One line for ``config.json``: what was trained with what on which data, by which timm-dynmix."""
+        return (f"{architecture} trained" + (f" with {self.aug['canonical']}" if self.aug else "")
+                + (f" on {self.dataset['name']}" if self.dataset else "") + f", saved by timm-dynmix {version}")
