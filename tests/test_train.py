@@ -300,3 +300,11 @@ def test_fastnet_trains_with_a_frozen_whitening_stem(tmp_path):
     stem = _final_weights(tmp_path)["features.0.weight"]
     assert stem.shape == (24, 3, 2, 2)
     assert torch.equal(stem[:12], -stem[12:])  # set from the training images' patches, not trained
+
+
+def test_flip_tta_is_an_explicit_extra_metric(tmp_path):
+    res = train(TrainConfig(aug="none", output_dir=str(tmp_path / "a"), max_steps=1, **TINY))
+    assert "clean_top1_tta_flip" not in res["metrics"]
+    res = train(TrainConfig(aug="none", tta_flip=True, output_dir=str(tmp_path / "b"), max_steps=1, **TINY))
+    m = res["metrics"]
+    assert 0.0 <= m["clean_top1_tta_flip"] <= 100.0 and m["eval_samples"] == 32
