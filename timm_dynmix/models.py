@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from torch import nn
 
-__all__ = ["WideResNet", "ResNeXtCifar", "DenseNetBC", "AllConvNet", "ResNetCifar", "CIFAR_MODELS",
+__all__ = ["WideResNet", "ResNeXtCifar", "DenseNetBC", "AllConvNet", "ResNetCifar", "FastCifarNet", "CIFAR_MODELS",
            "CIFAR_MEAN", "CIFAR_STD"]
 
 CIFAR_MEAN = (0.5, 0.5, 0.5)
@@ -56,7 +56,7 @@ class _CifarNet(nn.Module):
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
+            elif isinstance(m, nn.Linear) and m.bias is not None:
                 nn.init.zeros_(m.bias)
 
     def get_classifier(self) -> nn.Module:
@@ -247,6 +247,88 @@ class ResNetCifar(_CifarNet):
         self._init_weights()
 
 
+# ----------------------------------------------------------------------------------------------- fast CIFAR net
+class FastCifarNet(_CifarNet):
+    """A small, fast CIFAR network in the style of the public fast-CIFAR results (airbench, ResNet-9 of D. Page).
+
+    Layout: a 2x2 convolution without padding (``2 * in_chans * 4`` channels, 32 -> 31 px) + GELU, then three
+    groups of conv3x3 -> max-pool 2 -> BN -> GELU -> conv3x3 -> BN -> GELU (31 -> 15 -> 7 -> 3 px), a global max
+    pool and a bias-free linear classifier whose logits are scaled by ``logit_scale``. :meth:`init_whitening` sets
+    the first layer to the whitening transform of the training images' 2x2 patches (each eigenvector with both
+    signs) and freezes its weights; the trainer calls it when it holds the images in memory.
+
+    Args:
+        widths: Output channels of the three groups.
+        num_classes: Classifier outputs (0: no classifier).
+        in_chans: Input channels.
+        drop_rate: Dropout before the classifier.
+        logit_scale: Constant factor on the logits (small values keep the early softmax soft).
+        bn_momentum: BatchNorm running-statistics momentum (PyTorch convention).
+        global_pool: Only ``"max"`` (the network's own head).
+    """
+
+    def __init__(self, widths: tuple[int, int, int] = (64, 256, 256), num_classes: int = 10, in_chans: int = 3,
+                 drop_rate: float = 0.0, logit_scale: float = 1 / 9, bn_momentum: float = 0.4,
+                 global_pool: str = "max"):
+        if global_pool != "max":
+            raise ValueError(f"FastCifarNet supports global_pool='max' only, got {global_pool!r}")
+        if len(widths) != 3 or any(not isinstance(w, int) or w < 1 for w in widths):
+            raise ValueError(f"FastCifarNet widths must be three positive integers, got {widths!r}")
+        if not logit_scale > 0:
+            raise ValueError(f"FastCifarNet logit_scale must be > 0, got {logit_scale!r}")
+        super().__init__(widths[-1], num_classes, drop_rate)
+        self.global_pool = "max"
+        self.logit_scale = float(logit_scale)
+        self.fc = nn.Linear(widths[-1], num_classes, bias=False) if num_classes > 0 else nn.Identity()
+        stem = 2 * in_chans * 4
+        layers: list[nn.Module] = [nn.Conv2d(in_chans, stem, 2, 1, 0), nn.GELU()]
+        cin = stem
+        for w in widths:
+            layers += [nn.Conv2d(cin, w, 3, 1, 1, bias=False), nn.MaxPool2d(2),
+                       nn.BatchNorm2d(w, momentum=bn_momentum), nn.GELU(),
+                       nn.Conv2d(w, w, 3, 1, 1, bias=False), nn.BatchNorm2d(w, momentum=bn_momentum), nn.GELU()]
+            cin = w
+        self.features = nn.Sequential(*layers)
+        self._init_weights()
+
+    @torch.no_grad()
+    def init_whitening(self, images: torch.Tensor, eps: float = 5e-4) -> None:
+        """Set the 2x2 stem to whiten the patches of ``images`` (N, C, H, W, normalized floats) and freeze it.
+
+        The weights are ``[V / sqrt(lambda + eps), -V / sqrt(lambda + eps)]`` for the eigen-decomposition
+        ``(lambda, V)`` of the patch covariance; the bias is zero and stays trainable.
+
+        Raises:
+            ValueError: if ``images`` is not a 4-D batch with the stem's input channels and at least 2x2 pixels.
+        """
+        conv = self.features[0]
+        c = conv.in_channels
+        if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != c or min(
+                images.shape[2:]) < 2:
+            got = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+            raise ValueError(f"init_whitening needs a (N, {c}, H >= 2, W >= 2) float batch, got {got}")
+        patches = F.unfold(images.float(), kernel_size=2).transpose(1, 2).reshape(-1, c * 4).double()
+        patches = patches - patches.mean(0)
+        cov = patches.T @ patches / max(1, patches.shape[0] - 1)
+        eigvals, eigvecs = torch.linalg.eigh(cov)
+        w = (eigvecs / torch.sqrt(eigvals.clamp_min(0) + eps)).T.reshape(c * 4, c, 2, 2)
+        conv.weight.copy_(torch.cat([w, -w]).to(conv.weight.dtype))
+        conv.bias.zero_()
+        conv.weight.requires_grad_(False)
+
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        if global_pool not in (None, "max"):
+            raise ValueError(f"FastCifarNet supports global_pool='max' only, got {global_pool!r}")
+        self.num_classes = num_classes
+        self.fc = nn.Linear(self.num_features, num_classes, bias=False) if num_classes > 0 else nn.Identity()
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = x.amax(dim=(2, 3))
+        if self.drop_rate > 0:
+            x = F.dropout(x, p=self.drop_rate, training=self.training)
+        return x if pre_logits else self.fc(x) * self.logit_scale
+
+
 # ------------------------------------------------------------------------------------------------------ registry
 def _cfg(**kwargs: Any) -> dict[str, Any]:
     return {"num_classes": 10, "input_size": (3, 32, 32), "pool_size": None, "crop_pct": 1.0,
@@ -261,6 +343,8 @@ CIFAR_MODELS: dict[str, tuple[type[_CifarNet], dict[str, Any], str]] = {
     "allconv": (AllConvNet, {}, "All-Convolutional Network"),
     "resnet8_cifar": (ResNetCifar, {"depth": 8}, "CIFAR ResNet-8"),
     "resnet20_cifar": (ResNetCifar, {"depth": 20}, "CIFAR ResNet-20"),
+    "fastnet_cifar": (FastCifarNet, {"widths": (64, 256, 256)}, "FastNet-CIFAR (64/256/256)"),
+    "fastnet_cifar_s": (FastCifarNet, {"widths": (32, 128, 256)}, "FastNet-CIFAR-S (32/128/256)"),
 }
 
 default_cfgs = generate_default_cfgs({name: _cfg() for name in CIFAR_MODELS})
@@ -311,3 +395,15 @@ def count_params(model: nn.Module) -> int:
     """Number of parameters of ``model``."""
     return sum(p.numel() for p in model.parameters())
 
+
+
+@register_model
+def fastnet_cifar(pretrained: bool = False, **kwargs: Any) -> FastCifarNet:
+    """Fast CIFAR net (patch-whitening stem, widths 64/256/256): the CPU recipe's model."""
+    return _create("fastnet_cifar", pretrained, **kwargs)
+
+
+@register_model
+def fastnet_cifar_s(pretrained: bool = False, **kwargs: Any) -> FastCifarNet:
+    """Fast CIFAR net at widths 32/128/256."""
+    return _create("fastnet_cifar_s", pretrained, **kwargs)

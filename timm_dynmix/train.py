@@ -8,6 +8,9 @@ loop in the style of Accelerate's ``cv_example.py``. What it adds:
 * every random draw of the data pipeline derived from ``(seed, epoch, index, view)`` and a per-epoch seeded,
   rank-sharded sampler, so that ranks see disjoint data and draw different augmentations, and a resumed run
   (``resume="latest"``) reproduces an uninterrupted one (bit-identical on CPU with deterministic algorithms);
+* speed on CPUs: bf16 autocast + channels-last where the CPU has native bf16, and for small images an in-memory
+  data path (decoded once to uint8, crop + flip batched in the step, seeded per ``(seed, epoch, batch, rank)``)
+  with DynMix made in the step by ``DynamicMixupBatch``;
 * checkpoints through ``accelerator.save_state`` into a temporary folder renamed into place, keeping the last K;
 * outputs: the model in timm's hub format, ``results.json`` and the resolved ``config.yaml``.
 """
@@ -42,7 +45,7 @@ from timm_dynmix.loss import JsdLoss
 from timm_dynmix.rng import derive_seed
 
 __all__ = ["TrainConfig", "train", "add_arguments", "config_from_args", "load_recipe", "run", "EpochShardSampler",
-           "find_latest_checkpoint", "AUG_CHOICES"]
+           "find_latest_checkpoint", "AUG_CHOICES", "cpu_has_native_bf16", "crop_flip_batch"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +54,11 @@ _TIMM_AA = {"augmix-timm": "augmix-m3-w3"}  # our names for timm's own augmentat
 _TIMM_PREFIXES = ("rand-", "augmix-", "original", "v0")  # timm auto-augment strings (policies, RandAugment, AugMix)
 # keys that must match between a checkpoint and the run that resumes it
 _RESUME_KEYS = ("model", "dataset", "aug", "jsd", "num_mixes", "batch_size", "seed", "input_size",
-                "max_train_samples", "grad_accum_steps")
+                "max_train_samples", "grad_accum_steps", "aug_device", "data_in_memory")
+# the in-memory data path: images up to this size, training sets up to this many bytes as uint8
+_MEMORY_MAX_SIZE = 64
+_MEMORY_MAX_BYTES = 2 << 30
+_WHITENING_SAMPLES = 5000
 
 
 @dataclass
@@ -83,7 +90,7 @@ class TrainConfig:
     jsd: bool | None = None
     jsd_weight: float = 12.0
     num_mixes: int | None = None
-    aug_device: str = "loader"
+    aug_device: str = "auto"
     mixup_alpha: float = 1.0
     cutmix_alpha: float = 1.0
     smoothing: float = 0.0
@@ -104,14 +111,18 @@ class TrainConfig:
     grad_accum_steps: int = 1
     clip_grad: float | None = None
     mixed_precision: str | None = None
+    channels_last: bool | None = None
+    data_in_memory: bool | None = None
     # run
     seed: int = 0
     output_dir: str = "output"
     num_workers: int | None = None
+    num_threads: int | None = None
     checkpoint_every: int | None = None
     keep_checkpoints: int = 2
     resume: str | None = None
     eval_every: int = 1
+    tta_flip: bool = False
     report_to: str | None = None
     deterministic: bool = False
     max_steps: int | None = None
@@ -139,8 +150,8 @@ class TrainConfig:
                              f"(use --no-jsd, or --aug dynmix / augmix)")
         if self.num_mixes is not None and not 1 <= self.num_mixes <= 8:
             raise ValueError(f"--num-mixes must be in [1, 8], got {self.num_mixes}")
-        if self.aug_device not in ("loader", "model"):
-            raise ValueError(f"--aug-device must be 'loader' or 'model', got {self.aug_device!r}")
+        if self.aug_device not in ("auto", "loader", "model"):
+            raise ValueError(f"--aug-device must be 'auto', 'loader' or 'model', got {self.aug_device!r}")
         if self.aug_device == "model" and not is_dynmix(self.aug):
             raise ValueError("--aug-device model runs DynMix inside the training step; it needs --aug dynmix")
         checks = [("epochs", self.epochs, 1), ("batch_size", self.batch_size, 1), ("grad_accum_steps",
@@ -149,7 +160,8 @@ class TrainConfig:
         for key, value, low in checks:
             if not isinstance(value, int) or value < low:
                 raise ValueError(f"--{key.replace('_', '-')} must be an integer >= {low}, got {value!r}")
-        for key in ("checkpoint_every", "max_steps", "max_train_samples", "max_eval_samples", "input_size"):
+        for key in ("checkpoint_every", "max_steps", "max_train_samples", "max_eval_samples", "input_size",
+                    "num_threads"):
             value = getattr(self, key)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"--{key.replace('_', '-')} must be a positive integer, got {value!r}")
@@ -231,15 +243,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                "augmix-timm (timm's augmix-m3-w3), dynmix or dynmix-<config>; or a timm auto-augment string",
         "jsd": "JSD consistency loss over clean + mixed views (default: on for augmix/dynmix)",
         "num_mixes": "mixed views per image for JSD (default 2; 1 = single-view ablation)",
-        "aug_device": "loader (DataLoader workers) or model (DynMix inside the training step)",
+        "aug_device": "loader (DataLoader workers), model (DynMix inside the training step) or auto (model for "
+                      "dynmix with the data in memory, else loader)",
         "batch_size": "images per process and step (each yields 1 + num_mixes views with JSD)",
         "resume": "checkpoint folder, or 'latest' to continue from the newest one in output-dir",
         "checkpoint_every": "also save a checkpoint every N optimizer steps",
-        "mixed_precision": "no, fp16, bf16 (passed to Accelerate)",
+        "mixed_precision": "no, fp16, bf16 (passed to Accelerate); default: bf16 on CPUs with native bf16 "
+                           "(AVX512_BF16 or AMX), else no",
+        "channels_last": "channels-last memory format for the model and batches (default: on with bf16 on CPU)",
+        "data_in_memory": "decode the training set once into a uint8 tensor and crop/flip batches in the step "
+                          "(default: on for small images that fit in 2 GiB, with augmentations the step can do)",
         "report_to": "tracker for Accelerate's log_with: tensorboard, wandb, ...",
         "push_to_hub": "repo id to push the final model and card to (token from HF_TOKEN or the HF login)",
         "input_size": "training image size (default: the dataset's, e.g. 32 for CIFAR)",
         "max_steps": "stop after this many optimizer steps (for smoke tests)",
+        "tta_flip": "also report clean_top1_tta_flip: eval top-1 of the mean logits of each image and its mirror "
+                    "(test-time augmentation; off by default, clean_top1 never uses it)",
+        "num_threads": "compute threads per process on CPU (default: the usable cores / processes; on a CPU "
+                       "shared with other jobs, fewer threads can be much faster)",
     }
     for f in fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
@@ -522,6 +543,115 @@ class _Normalize(nn.Module):
         return (x.float() - self.mean) / self.std
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively: the AVX512_BF16 or AMX-BF16 flag in ``/proc/cpuinfo`` (Linux).
+
+    Elsewhere (no such file, other CPUs) it answers False, and CPU training stays in float32.
+    """
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return bool({"avx512_bf16", "amx_bf16"} & set(line.split(":", 1)[1].split()))
+    return False
+
+
+def crop_flip_batch(x: torch.Tensor, padding: int, generator: torch.Generator, hflip: float = 0.5) -> torch.Tensor:
+    """Random crops with zero padding and horizontal flips of a batch, in one gather (same dtype, same shape).
+
+    The batched counterpart of ``RandomCrop(size, padding) + RandomHorizontalFlip(hflip)`` of the loader path:
+    image ``i`` is cut at offsets ``(dy_i, dx_i)`` drawn uniformly in ``[0, 2 * padding]`` from the zero-padded
+    image and mirrored with probability ``hflip``; all draws come from ``generator``.
+
+    Args:
+        x: (B, C, H, W) images, any dtype.
+        padding: Zero padding on every side, >= 0.
+        generator: Source of the offsets and flips (on ``x``'s device).
+        hflip: Flip probability in [0, 1].
+
+    Raises:
+        ValueError: if ``x`` is not 4-D, ``padding`` is negative or ``hflip`` is outside [0, 1].
+    """
+    if not isinstance(x, torch.Tensor) or x.ndim != 4:
+        raise ValueError(f"crop_flip_batch needs a (B, C, H, W) tensor, got "
+                         f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+    if not isinstance(padding, int) or padding < 0:
+        raise ValueError(f"padding must be an integer >= 0, got {padding!r}")
+    if not 0.0 <= hflip <= 1.0:
+        raise ValueError(f"hflip must be in [0, 1], got {hflip!r}")
+    b, c, h, w = x.shape
+    dev = x.device
+    dy = torch.randint(0, 2 * padding + 1, (b,), generator=generator, device=dev)
+    dx = torch.randint(0, 2 * padding + 1, (b,), generator=generator, device=dev)
+    flip = torch.rand(b, generator=generator, device=dev) < hflip
+    padded = nn.functional.pad(x, (padding,) * 4) if padding else x
+    wp = w + 2 * padding
+    cols = torch.arange(w, device=dev).expand(b, w)
+    cols = torch.where(flip[:, None], w - 1 - cols, cols) + dx[:, None]
+    rows = torch.arange(h, device=dev)[None, :] + dy[:, None]
+    index = (rows[:, :, None] * wp + cols[:, None, :]).view(b, 1, h * w).expand(b, c, h * w)
+    return padded.reshape(b, c, -1).gather(2, index).view(b, c, h, w)
+
+
+class _MemoryImages:
+    """A split decoded once into a uint8 tensor ``(N, 3, H, W)`` and int64 labels (the in-memory data path)."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor):
+        self.images, self.labels = images, labels
+
+    @classmethod
+    def decode(cls, ds: DecodedImageDataset, size: int) -> _MemoryImages | None:
+        """Decode every image of ``ds`` (fallbacks included); None if one is not ``size`` x ``size`` pixels."""
+        n = len(ds)
+        images = torch.empty((n, size, size, 3), dtype=torch.uint8)
+        labels = torch.empty(n, dtype=torch.int64)
+        pixels = images.numpy()  # a view: the decoded pixels are written in place
+        for i in range(n):
+            img, label = ds[i]
+            if img.size != (size, size):
+                logger.info("in-memory data: image %d is %dx%d, not %dx%d; using the DataLoader path", i,
+                            *img.size, size, size)
+                return None
+            pixels[i] = np.asarray(img, dtype=np.uint8)
+            labels[i] = label
+        return cls(images.permute(0, 3, 1, 2).contiguous(), labels)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def batches(self, sampler: EpochShardSampler, epoch: int, start_batch: int, padding: int, seed: int,
+                rank: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """This rank's training batches of ``epoch`` from ``start_batch`` on: uint8 crops + flips and labels.
+
+        The crops of batch ``k`` are drawn from ``derive_seed(seed, epoch, k, rank)``, so a resumed run repeats
+        an uninterrupted one.
+        """
+        order = torch.tensor(sampler.indices(epoch), dtype=torch.int64)
+        bs = sampler.batch_size
+        for k in range(start_batch, sampler.batches_per_epoch):
+            idx = order[k * bs:(k + 1) * bs]
+            gen = torch.Generator().manual_seed(derive_seed(seed, epoch, k, rank, split="memory-crop"))
+            yield crop_flip_batch(self.images[idx], padding, gen), self.labels[idx]
+
+
+def _memory_path_possible(cfg: TrainConfig, data: ImageData, size: int) -> str | None:
+    """Why the in-memory data path cannot run (None: it can)."""
+    if data.streaming:
+        return "the dataset is streamed"
+    if size > _MEMORY_MAX_SIZE:
+        return f"the images are {size} px (the in-memory path takes up to {_MEMORY_MAX_SIZE} px)"
+    n = min(len(data.train), cfg.max_train_samples or len(data.train))
+    if n * 3 * size * size > _MEMORY_MAX_BYTES:
+        return f"{n} images of {size} px need more than {_MEMORY_MAX_BYTES >> 30} GiB as uint8"
+    if cfg.aug_name not in ("none", "mixup", "cutmix", "dynmix"):
+        return f"--aug {cfg.aug} runs per image in the DataLoader"
+    if cfg.aug_name == "dynmix" and cfg.aug_device == "loader":
+        return "--aug-device loader makes the DynMix views in the DataLoader"
+    return None
+
+
 # ------------------------------------------------------------------------------------------------------- train
 def train(cfg: TrainConfig) -> dict[str, Any]:
     """Train a classifier as ``cfg`` says and return the results (also written to ``output_dir/results.json``)."""
@@ -538,13 +668,18 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     output_dir = Path(cfg.output_dir)
     has_accelerator = torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available()) or (
         torch.backends.mps.is_available())
+    native_bf16 = None if has_accelerator else cpu_has_native_bf16()
+    if cfg.mixed_precision is None and not has_accelerator:  # bf16 autocast where the CPU computes it natively
+        cfg = dataclasses.replace(cfg, mixed_precision="bf16" if native_bf16 else "no")
+    _allow_precision_change(cfg.mixed_precision)
     accelerator = Accelerator(
         cpu=not has_accelerator, mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum_steps,
         log_with=cfg.report_to, project_config=ProjectConfiguration(project_dir=str(output_dir),
                                                                     logging_dir=str(output_dir / "logs")))
     rank, world = accelerator.process_index, accelerator.num_processes
     if accelerator.device.type == "cpu":
-        torch.set_num_threads(max(1, _cpu_count() // world))  # accelerate launch pins 1 thread per process
+        # accelerate launch pins 1 thread per process
+        torch.set_num_threads(cfg.num_threads or max(1, _cpu_count() // world))
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True)
     logging.basicConfig(level=logging.INFO if accelerator.is_main_process else logging.WARNING,
@@ -559,6 +694,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     model, pcfg = create_train_model(cfg, data, cfg.input_size)
     size = pcfg["input_size"][-1]
     mean, std = tuple(pcfg["mean"]), tuple(pcfg["std"])
+    memory_asked = cfg.data_in_memory
+    cfg = _resolve_speed_options(cfg, data, size, accelerator)
     train_tf, loader_views = _train_transform(cfg, size, mean, std)
     num_splits = 1 + cfg.mixes if (cfg.use_jsd and cfg.has_views) else 1
     eval_tf = create_transform(size, is_training=False, mean=mean, std=std)
@@ -575,16 +712,51 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                                             data.label_column)
         train_ds = DynMixDataset(decoded_train, train_tf, num_splits=num_splits, seed=cfg.seed)
         sampler = EpochShardSampler(len(train_ds), cfg.batch_size, cfg.seed, rank, world)
+    memory = memory_eval = None
+    if cfg.data_in_memory:
+        decode_start = time.time()
+        memory = _MemoryImages.decode(decoded_train, size)
+        if memory is None and memory_asked:
+            raise ValueError(f"--data-in-memory needs every training image at {size}x{size} px; some differ "
+                             f"(use --no-data-in-memory)")
+        if memory is None:
+            cfg = dataclasses.replace(cfg, data_in_memory=False)
+            decoded_train._fallback.counts.zero_()  # the DataLoader decodes (and counts) every image again
+        else:
+            logger.info("decoded %d training images into memory in %.1f s", len(memory), time.time() - decode_start)
     workers = cfg.num_workers if cfg.num_workers is not None else min(4, max(1, _cpu_count() // world - 1))
     collate = collate_splits if loader_views > 1 else None
-    train_dl = torch.utils.data.DataLoader(train_ds, batch_size=cfg.batch_size, sampler=sampler, num_workers=workers,
-                                           collate_fn=collate, drop_last=True, pin_memory=has_accelerator)
+    train_dl = None if memory is not None else torch.utils.data.DataLoader(
+        train_ds, batch_size=cfg.batch_size, sampler=sampler, num_workers=workers, collate_fn=collate, drop_last=True,
+        pin_memory=has_accelerator)
     eval_dl = None
     if data.eval is not None:
         eval_data = _subset(data.eval, cfg.max_eval_samples, cfg.seed) if not data.streaming else data.eval
-        eval_ds: Any = DecodedImageDataset(eval_data, data.image_column, data.label_column, transform=eval_tf) \
-            if not data.streaming else _EvalStream(eval_data, data, eval_tf)
-        eval_dl = torch.utils.data.DataLoader(eval_ds, batch_size=max(cfg.batch_size, 256), num_workers=workers)
+        if memory is not None:
+            memory_eval = _MemoryImages.decode(DecodedImageDataset(eval_data, data.image_column, data.label_column),
+                                               size)
+        if memory_eval is not None:  # eval images at the model's size: the eval transform is ToTensor + Normalize
+            eval_ds: Any = torch.utils.data.TensorDataset(memory_eval.images, memory_eval.labels)
+            eval_dl = torch.utils.data.DataLoader(eval_ds, batch_size=max(cfg.batch_size, 256))
+        else:
+            eval_ds = DecodedImageDataset(eval_data, data.image_column, data.label_column, transform=eval_tf) \
+                if not data.streaming else _EvalStream(eval_data, data, eval_tf)
+            eval_dl = torch.utils.data.DataLoader(eval_ds, batch_size=max(cfg.batch_size, 256), num_workers=workers)
+    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    normalize = _Normalize(mean, std).to(accelerator.device)
+
+    def to_model_input(x: torch.Tensor) -> torch.Tensor:
+        """uint8 batches (in-memory path) -> normalized floats; every batch in the model's memory format."""
+        if x.dtype == torch.uint8:
+            x = normalize(x.contiguous(memory_format=memory_format) if x.ndim == 4 else x)
+        return x.contiguous(memory_format=memory_format) if x.ndim == 4 else x
+
+    if memory is not None and hasattr(model, "init_whitening") and not cfg.pretrained:
+        gen = torch.Generator().manual_seed(derive_seed(cfg.seed, split="whitening"))
+        pick = torch.randperm(len(memory), generator=gen)[:_WHITENING_SAMPLES]
+        model.init_whitening(normalize(memory.images[pick]))
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
 
     # ---- model, optimizer, schedule
     lr = cfg.lr if cfg.lr_base_batch_size is None else cfg.lr * cfg.batch_size * world / cfg.lr_base_batch_size
@@ -655,7 +827,12 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             sampler.set_epoch(epoch, start_batch)
         train_ds.set_epoch(epoch)
         model.train()
-        batches = iter(train_dl)
+        if memory is not None:
+            pad = size // 8 if cfg.crop_padding is None else cfg.crop_padding
+            batches: Iterator[tuple[torch.Tensor, torch.Tensor]] = memory.batches(sampler, epoch, start_batch, pad,
+                                                                                   cfg.seed, rank)
+        else:
+            batches = iter(train_dl)
         if resume_from is not None:
             accelerator.load_state(str(resume_from))  # after the iterator exists: RNG states exactly as saved
             resume_from = None
@@ -671,6 +848,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             samples_seen += x.shape[0] // loader_views  # source images, whatever the number of views
             if device_aug is not None:
                 x = device_aug(x, global_step)
+            x = to_model_input(x)
             if mixup is not None:
                 x, y = mixup(x, y)
             with accelerator.accumulate(model):
@@ -704,7 +882,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         if first_batch:
             record["resumed_at_batch"] = first_batch
         if eval_dl is not None and ((epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs or stop):
-            record.update(evaluate_top1(model, eval_dl, accelerator))
+            record.update(evaluate_top1(model, eval_dl, accelerator, prepare=to_model_input, tta_flip=cfg.tta_flip))
         history.append(record)
         if accelerator.is_main_process:
             logger.info("epoch %d/%d: %s", epoch + 1, cfg.epochs,
@@ -739,10 +917,12 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                     "fallback_images": int(fallbacks)},
         "aug": cfg.aug_string or cfg.aug_name, "aug_name": cfg.aug_name, "jsd": num_splits > 1,
         "jsd_weight": cfg.jsd_weight if num_splits > 1 else None, "num_mixes": cfg.mixes if num_splits > 1 else None,
-        "aug_device": cfg.aug_device, "epochs": cfg.epochs, "steps": global_step, "batch_size": cfg.batch_size,
+        "aug_device": cfg.aug_device, "data_in_memory": memory is not None,
+        "epochs": cfg.epochs, "steps": global_step, "batch_size": cfg.batch_size,
         "global_batch_size": cfg.batch_size * world * cfg.grad_accum_steps, "lr": lr, "optimizer": cfg.opt,
         "scheduler": cfg.sched, "weight_decay": cfg.weight_decay, "seed": cfg.seed, "world_size": world,
-        "mixed_precision": accelerator.mixed_precision, "device": accelerator.device.type,
+        "mixed_precision": accelerator.mixed_precision, "channels_last": bool(cfg.channels_last),
+        "cpu_native_bf16": native_bf16, "device": accelerator.device.type,
         "input_size": list(pcfg["input_size"]), "mean": list(mean), "std": list(std),
         "metrics": {k: v for k, v in metrics.items() if k != "epoch"}, "history": history,
         "train_samples_per_s": samples_seen * world / max(train_time, 1e-9),
@@ -785,6 +965,44 @@ def _train_transform(cfg: TrainConfig, size: int, mean: Sequence[float], std: Se
     return create_transform(size, aug=cfg.aug_string, num_mixes=cfg.mixes, **common), 1 + cfg.mixes
 
 
+def _allow_precision_change(mixed_precision: str | None) -> None:
+    """Let a later ``train()`` call in the same process use another precision than an earlier one.
+
+    Accelerate keeps one process-wide state and refuses a second ``Accelerator`` with another mixed precision;
+    between runs (benchmarks, tests) that state is cleared, the distributed setup (``PartialState``) is kept.
+    """
+    from accelerate.state import AcceleratorState
+
+    state = AcceleratorState._shared_state
+    if state and state.get("_mixed_precision") not in (None, mixed_precision or "no"):
+        AcceleratorState._reset_state(reset_partial_state=False)
+
+
+def _resolve_speed_options(cfg: TrainConfig, data: ImageData, size: int, accelerator: Any) -> TrainConfig:
+    """Fill in the automatic speed options: channels-last, the in-memory data path and the DynMix device.
+
+    * ``channels_last``: on with bf16 autocast on a CPU (oneDNN's fast layout there).
+    * ``data_in_memory``: on when :func:`_memory_path_possible` finds nothing against it; an explicit True that
+      cannot run is refused.
+    * ``aug_device`` ``auto``: DynMix runs in the step (``model``: batched, measured faster than the DataLoader
+      path on CPU and GPU); every other augmentation in the loader.
+    """
+    updates: dict[str, Any] = {}
+    if cfg.channels_last is None:
+        updates["channels_last"] = accelerator.device.type == "cpu" and accelerator.mixed_precision == "bf16"
+    if cfg.aug_device == "auto":
+        updates["aug_device"] = "model" if cfg.aug_name == "dynmix" else "loader"
+    cfg = dataclasses.replace(cfg, **updates)
+    why_not = _memory_path_possible(cfg, data, size)
+    if cfg.data_in_memory and why_not:
+        raise ValueError(f"--data-in-memory cannot run: {why_not}")
+    if cfg.data_in_memory is None:
+        if why_not:
+            logger.info("data path: DataLoader (%s)", why_not)
+        cfg = dataclasses.replace(cfg, data_in_memory=why_not is None)
+    return cfg
+
+
 def _state(cfg: TrainConfig, epoch: int, step_in_epoch: int, global_step: int, world: int,
            history: list[dict[str, Any]], epoch_complete: bool) -> dict[str, Any]:
     """What a checkpoint records beside Accelerate's state (model, optimizer, scheduler, RNG states)."""
@@ -815,20 +1033,34 @@ class _EvalStream(torch.utils.data.IterableDataset):
 
 
 @torch.no_grad()
-def evaluate_top1(model: nn.Module, loader: Any, accelerator: Any) -> dict[str, float]:
-    """Clean top-1 accuracy (percent) and loss over ``loader``, gathered across processes without duplicates."""
+def evaluate_top1(model: nn.Module, loader: Any, accelerator: Any, prepare: Any = None,
+                  tta_flip: bool = False) -> dict[str, float]:
+    """Clean top-1 accuracy (percent) and loss over ``loader``, gathered across processes without duplicates.
+
+    ``prepare`` (optional) maps each input batch to the model's input (normalization, memory format). With
+    ``tta_flip`` the result also holds ``clean_top1_tta_flip``: top-1 of the mean logits of each image and its
+    horizontal mirror; ``clean_top1`` and ``clean_loss`` never use test-time augmentation.
+    """
     model.eval()
-    correct = total = 0
+    correct = total = correct_tta = 0
     loss_sum = 0.0
     for x, y in loader:
+        x = prepare(x) if prepare is not None else x
         logits = model(x)
+        if tta_flip:
+            both = (logits.float() + model(x.flip(-1)).float()) / 2
+            both, y_all = accelerator.gather_for_metrics((both, y))
+            correct_tta += (both.argmax(-1) == y_all).sum().item()
         logits, y = accelerator.gather_for_metrics((logits, y))
         correct += (logits.argmax(-1) == y).sum().item()
         loss_sum += nn.functional.cross_entropy(logits.float(), y, reduction="sum").item()
         total += y.numel()
     model.train()
-    return {"clean_top1": 100.0 * correct / max(1, total), "clean_loss": loss_sum / max(1, total),
-            "eval_samples": total}
+    out = {"clean_top1": 100.0 * correct / max(1, total), "clean_loss": loss_sum / max(1, total),
+           "eval_samples": total}
+    if tta_flip:
+        out["clean_top1_tta_flip"] = 100.0 * correct_tta / max(1, total)
+    return out
 
 
 def _device_augmentation(cfg: TrainConfig, mean: Sequence[float], std: Sequence[float], device: torch.device,
