@@ -308,3 +308,14 @@ def test_flip_tta_is_an_explicit_extra_metric(tmp_path):
     res = train(TrainConfig(aug="none", tta_flip=True, output_dir=str(tmp_path / "b"), max_steps=1, **TINY))
     m = res["metrics"]
     assert 0.0 <= m["clean_top1_tta_flip"] <= 100.0 and m["eval_samples"] == 32
+
+
+def test_dynmix_op_set_follows_the_training_image_size(tmp_path):
+    """Without an ``o`` key, DynMix takes the imagenet op set (with downscale) above 64 px, and records it."""
+    res = train(TrainConfig(aug="dynmix-m3", input_size=72, output_dir=str(tmp_path / "a"), max_steps=1, **TINY))
+    assert res["aug"].endswith("-oimagenet") and res["config"]["aug"] == "dynmix-m3-oimagenet"
+    res = train(TrainConfig(aug="dynmix-m3", output_dir=str(tmp_path / "b"), max_steps=1, **TINY))
+    assert res["aug"].endswith("-ocifar")
+    res = train(TrainConfig(aug="dynmix-ocifar_upright", input_size=72, output_dir=str(tmp_path / "c"), max_steps=1,
+                            **TINY))
+    assert res["aug"].endswith("-ocifar_upright")  # an explicit op set is kept

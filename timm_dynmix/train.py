@@ -37,7 +37,7 @@ from torch import nn
 from torchvision import transforms
 
 from timm_dynmix.baselines import is_aa_star, is_official_augmix, parse_augmix_config
-from timm_dynmix.config import parse_config
+from timm_dynmix.config import default_op_set, given_keys, parse_config
 from timm_dynmix.data import DynMixDataset, collate_splits, create_transform, is_dynmix
 from timm_dynmix.fileio import atomic_write_bytes, atomic_write_json, fsync_dir
 from timm_dynmix.image_data import DecodedImageDataset, DecodedIterableDataset, ImageData, load_image_data
@@ -693,6 +693,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                            streaming=cfg.streaming)
     model, pcfg = create_train_model(cfg, data, cfg.input_size)
     size = pcfg["input_size"][-1]
+    if is_dynmix(cfg.aug) and "o" not in given_keys(cfg.aug):  # the op set for the image size, recorded as run
+        cfg = dataclasses.replace(cfg, aug=f"{cfg.aug}-o{default_op_set(size)}")
     mean, std = tuple(pcfg["mean"]), tuple(pcfg["std"])
     memory_asked = cfg.data_in_memory
     cfg = _resolve_speed_options(cfg, data, size, accelerator)
