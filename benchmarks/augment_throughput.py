@@ -13,6 +13,8 @@ Rows (every row makes the same 3-view samples from the same source images):
 * ``timm AugMix``: ``AugMixDataset[i]``: random resized crop + flip, then clean + 2 AugMix views, ToTensor+Normalize.
 * ``torchvision AugMix``: timm's crop + flip, then clean + 2 ``torchvision.transforms.v2.AugMix()`` views
   (severity 3, width 3) on the uint8 tensor, per image.
+* ``official AugMix (timm_dynmix)``: the papers' baseline (``--aug augmix``: 9 ops, float mixing), timm's crop +
+  flip, then clean + 2 views, normalized.
 * ``DynMix PIL``: ``create_transform(size, is_training=True, aug=...)`` views of one image (pad-crop + flip at 32 px,
   random resized crop + flip at 224 px).
 * ``DynMix batched, views``: ``DynamicMixupBatch.views`` of a uint8 batch of crops (the augmentation that moves
@@ -176,6 +178,14 @@ def per_image_rows(size: int, images: list[Image.Image], per_run: int, runs: int
         return to_float(x), to_float(tv_aug(x)), to_float(tv_aug(x))
 
     rows["torchvision AugMix"] = timed(loop(tv_views), runs)
+
+    base, official, final = create_transform(size, is_training=True, aug="augmix", separate=True, mean=MEAN, std=STD)
+
+    def official_views(i: int):
+        img = base(images[i])
+        return final(img), final(official(img)), final(official(img))
+
+    rows["official AugMix (timm_dynmix)"] = timed(loop(official_views), runs)
 
     ours = create_transform(size, is_training=True, aug=CONFIGS[size], mean=MEAN, std=STD)
     rows["DynMix PIL"] = timed(loop(lambda i: ours(images[i])), runs)
