@@ -48,7 +48,7 @@ CIFAR10 = ROOT.parent / "shared" / "data" / "cifar10"
 
 VARIANTS = [  # (label, TrainConfig overrides)
     ("none (CE), in memory", {"aug": "none"}),
-    ("augmix + JSD, loader", {"aug": "augmix"}),
+    ("augmix + JSD, loader (timm augmix-m3-w3)", {"aug": "augmix-timm"}),
     ("dynmix + JSD, loader", {"aug": "dynmix", "aug_device": "loader"}),
     ("dynmix + JSD, in the step, in memory", {"aug": "dynmix"}),
     ("dynmix + JSD, in the step, in memory, fp32", {"aug": "dynmix", "mixed_precision": "no"}),
