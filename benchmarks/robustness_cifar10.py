@@ -45,6 +45,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from timm_dynmix.runtime import cpu_model
+
 ROOT = Path(__file__).resolve().parents[1]
 CIFAR10 = ROOT.parent / "shared" / "data" / "cifar10"
 RESULTS = ROOT / "benchmarks" / "results" / "robustness_cifar10"
@@ -102,14 +104,7 @@ def _git(*args: str) -> str:
 
 def provenance() -> dict[str, Any]:
     """The commit (and whether the tree had local changes), machine and date of this run."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     import torch
 
     dirty = bool(_git("status", "--porcelain", "--", "timm_dynmix", "benchmarks/robustness_cifar10.py", "examples"))

@@ -30,7 +30,6 @@ import argparse
 import io
 import json
 import os
-import platform
 import re
 import subprocess
 import sys
@@ -41,6 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from timm_dynmix.runtime import cpu_model
 from timm_dynmix.train import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,14 +57,7 @@ VARIANTS = [  # (label, TrainConfig overrides)
 
 def machine() -> str:
     """CPU model, usable cores and GPU, for the report header."""
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    model = cpu_model()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     return f"{model}, {cores} cores, {gpu}"

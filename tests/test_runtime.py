@@ -38,3 +38,10 @@ def test_has_accelerator_follows_torch(monkeypatch):
     assert has_accelerator() is False
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
     assert has_accelerator() is True
+
+
+def test_cpu_model_names_the_processor():
+    from timm_dynmix.runtime import cpu_model
+
+    name = cpu_model()
+    assert isinstance(name, str) and name and "\n" not in name and not name.startswith("model name")

@@ -5,12 +5,25 @@ One implementation for the evaluation (:mod:`timm_dynmix.robustness.evaluate`) a
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from torch import nn
 
-__all__ = ["has_accelerator", "Uint8Normalize"]
+__all__ = ["has_accelerator", "cpu_model", "Uint8Normalize"]
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux), else what :mod:`platform` knows; for benchmark headers."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def has_accelerator() -> bool:
