@@ -110,10 +110,25 @@ def run(args: argparse.Namespace) -> int:
         result: Any = evaluate_perturbations(model, bench, **common)
     else:
         result = evaluate_corruptions(model, bench, **common)
-    if not result.info["is_main_process"]:
-        return 0
-    report = rep.build_report(result, model, meta=meta, baseline=baseline, skip_last_bin=args.rms_skip_last_bin)
-    folder = rep.write_report(report, args.out, plots=not args.no_plots)
-    print((folder / rep.REPORT_MD).read_text(encoding="utf-8"))
-    print(f"report written to {folder}")
+    try:
+        if result.info["is_main_process"]:
+            report = rep.build_report(result, model, meta=meta, baseline=baseline,
+                                      skip_last_bin=args.rms_skip_last_bin)
+            folder = rep.write_report(report, args.out, plots=not args.no_plots)
+            print((folder / rep.REPORT_MD).read_text(encoding="utf-8"))
+            print(f"report written to {folder}")
+    finally:
+        _close_process_group()
     return 0
+
+
+def _close_process_group() -> None:
+    """Under torchrun: wait for every rank, then close the process group.
+
+    A rank that exits while another still holds the gloo group open can be aborted (SIGABRT) at shutdown.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
