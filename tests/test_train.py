@@ -319,3 +319,28 @@ def test_dynmix_op_set_follows_the_training_image_size(tmp_path):
     res = train(TrainConfig(aug="dynmix-ocifar_upright", input_size=72, output_dir=str(tmp_path / "c"), max_steps=1,
                             **TINY))
     assert res["aug"].endswith("-ocifar_upright")  # an explicit op set is kept
+
+
+def test_model_ema_is_evaluated_saved_and_resumed_exactly(tmp_path):
+    """--model-ema: metrics and the saved model are the averaged weights; a resumed run continues the same average."""
+    common = dict(TINY, aug="none", epochs=2, deterministic=True, model_ema=True, model_ema_decay=0.5)
+    ref = train(TrainConfig(output_dir=str(tmp_path / "ref"), **common))
+    assert ref["model_ema_decay"] == 0.5 and "raw_clean_top1" in ref["metrics"]
+    ema_weights = _final_weights(tmp_path / "ref")
+    raw_weights = load_file(str(find_latest_checkpoint(tmp_path / "ref") / "model.safetensors"))
+    assert any(not torch.equal(ema_weights[k], raw_weights[k]) for k in ema_weights if k.endswith("weight"))
+
+    out = tmp_path / "cut"
+    train(TrainConfig(output_dir=str(out), max_steps=3, checkpoint_every=3, **common))
+    with pytest.raises(ValueError, match="model_ema"):  # a run without the average cannot continue one with it
+        train(TrainConfig(output_dir=str(out), resume="latest", **{**common, "model_ema": False}))
+    train(TrainConfig(output_dir=str(out), resume="latest", **common))
+    resumed = _final_weights(out)
+    for k in ema_weights:
+        assert torch.equal(ema_weights[k], resumed[k]), k
+
+
+def test_model_ema_decay_must_be_in_the_open_unit_interval():
+    for bad in (0.0, 1.0, 1.5):
+        with pytest.raises(ValueError, match="model-ema-decay"):
+            TrainConfig(model_ema_decay=bad).validate()

@@ -54,7 +54,7 @@ _TIMM_AA = {"augmix-timm": "augmix-m3-w3"}  # our names for timm's own augmentat
 _TIMM_PREFIXES = ("rand-", "augmix-", "original", "v0")  # timm auto-augment strings (policies, RandAugment, AugMix)
 # keys that must match between a checkpoint and the run that resumes it
 _RESUME_KEYS = ("model", "dataset", "aug", "jsd", "num_mixes", "batch_size", "seed", "input_size",
-                "max_train_samples", "grad_accum_steps", "aug_device", "data_in_memory")
+                "max_train_samples", "grad_accum_steps", "aug_device", "data_in_memory", "model_ema")
 # the in-memory data path: images up to this size, training sets up to this many bytes as uint8
 _MEMORY_MAX_SIZE = 64
 _MEMORY_MAX_BYTES = 2 << 30
@@ -110,6 +110,9 @@ class TrainConfig:
     lr_base_batch_size: int | None = None
     grad_accum_steps: int = 1
     clip_grad: float | None = None
+    model_ema: bool = False
+    model_ema_decay: float = 0.9998
+    model_ema_warmup: bool = False
     mixed_precision: str | None = None
     channels_last: bool | None = None
     data_in_memory: bool | None = None
@@ -168,6 +171,8 @@ class TrainConfig:
         if not self.lr > 0 or self.weight_decay < 0 or self.jsd_weight < 0:
             raise ValueError(f"need lr > 0, weight decay >= 0 and jsd weight >= 0; got lr={self.lr}, "
                              f"weight_decay={self.weight_decay}, jsd_weight={self.jsd_weight}")
+        if not (isinstance(self.model_ema_decay, float) and 0.0 < self.model_ema_decay < 1.0):
+            raise ValueError(f"--model-ema-decay must be a float in (0, 1), got {self.model_ema_decay!r}")
         if name in ("mixup", "cutmix") and self.batch_size % 2:
             raise ValueError(f"--aug {name} needs an even --batch-size (timm's Mixup mixes pairs), "
                              f"got {self.batch_size}")
@@ -259,6 +264,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "max_steps": "stop after this many optimizer steps (for smoke tests)",
         "tta_flip": "also report clean_top1_tta_flip: eval top-1 of the mean logits of each image and its mirror "
                     "(test-time augmentation; off by default, clean_top1 never uses it)",
+        "model_ema": "keep an exponential moving average of the weights (timm's ModelEmaV3); evaluation, the "
+                     "results and the saved model then use the averaged weights (the raw model's top-1 is "
+                     "reported as raw_clean_top1)",
+        "model_ema_decay": "decay of the weight average per optimizer step (the maximum with --model-ema-warmup)",
+        "model_ema_warmup": "ramp the decay up from 0 as timm does (1 - (1 + step)^(-2/3), capped by the decay)",
         "num_threads": "compute threads per process on CPU (default: the usable cores / processes; on a CPU "
                        "shared with other jobs, fewer threads can be much faster)",
     }
@@ -773,6 +783,14 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     if eval_dl is not None:
         eval_dl = accelerator.prepare(eval_dl)
     accelerator.register_for_checkpointing(scheduler)
+    ema = None
+    if cfg.model_ema:
+        from timm.utils import ModelEmaV3
+
+        ema = ModelEmaV3(accelerator.unwrap_model(model), decay=cfg.model_ema_decay, use_warmup=cfg.model_ema_warmup,
+                         device=accelerator.device)
+        ema.module.eval()
+        accelerator.register_for_checkpointing(ema)  # saved and resumed with the model
 
     mixup = None
     if cfg.aug_name in ("mixup", "cutmix"):
@@ -867,6 +885,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             if accelerator.sync_gradients:
                 global_step += 1
                 scheduler.step_update(num_updates=global_step)
+                if ema is not None:
+                    ema.update(accelerator.unwrap_model(model), step=global_step)
                 if cfg.checkpoint_every and global_step % cfg.checkpoint_every == 0:
                     _save_checkpoint(accelerator, output_dir, _state(cfg, epoch, step_in_epoch, global_step, world,
                                                                      history, False), cfg.keep_checkpoints)
@@ -884,7 +904,16 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         if first_batch:
             record["resumed_at_batch"] = first_batch
         if eval_dl is not None and ((epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs or stop):
-            record.update(evaluate_top1(model, eval_dl, accelerator, prepare=to_model_input, tta_flip=cfg.tta_flip))
+            if ema is not None:  # the averaged weights are the run's model; the raw weights' top-1 is kept too
+                raw = evaluate_top1(model, eval_dl, accelerator, prepare=to_model_input)
+                with accelerator.autocast():
+                    record.update(evaluate_top1(ema.module, eval_dl, accelerator, prepare=to_model_input,
+                                                tta_flip=cfg.tta_flip))
+                ema.module.eval()
+                record.update(raw_clean_top1=raw["clean_top1"], raw_clean_loss=raw["clean_loss"])
+            else:
+                record.update(evaluate_top1(model, eval_dl, accelerator, prepare=to_model_input,
+                                            tta_flip=cfg.tta_flip))
         history.append(record)
         if accelerator.is_main_process:
             logger.info("epoch %d/%d: %s", epoch + 1, cfg.epochs,
@@ -923,6 +952,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         "epochs": cfg.epochs, "steps": global_step, "batch_size": cfg.batch_size,
         "global_batch_size": cfg.batch_size * world * cfg.grad_accum_steps, "lr": lr, "optimizer": cfg.opt,
         "scheduler": cfg.sched, "weight_decay": cfg.weight_decay, "seed": cfg.seed, "world_size": world,
+        "model_ema_decay": cfg.model_ema_decay if ema is not None else None,
         "mixed_precision": accelerator.mixed_precision, "channels_last": bool(cfg.channels_last),
         "cpu_native_bf16": native_bf16, "device": accelerator.device.type,
         "input_size": list(pcfg["input_size"]), "mean": list(mean), "std": list(std),
@@ -935,7 +965,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     results["process_index"] = rank
     if accelerator.is_main_process:
         atomic_write_json(output_dir / "results.json", results_file)
-        _save_final_model(unwrapped, pcfg, output_dir, data, results_file)
+        _save_final_model(ema.module if ema is not None else unwrapped, pcfg, output_dir, data, results_file)
         logger.info("saved the model, its card and results.json to %s", output_dir)
         if cfg.push_to_hub:
             results["pushed"] = _push(output_dir, cfg.push_to_hub)
