@@ -72,7 +72,7 @@ def compute_limit(model_name: str, batch_size: int, steps: int, precision: str, 
     """Images/s of fwd + bwd + SGD step with the JSD loss on 3-view batches already in memory (random pixels)."""
     import timm
 
-    import timm_dynmix.models  # noqa: F401
+    import timm_dynmix.models.cifar  # noqa: F401
     from timm_dynmix.loss import JsdLoss
 
     torch.set_num_threads(threads)

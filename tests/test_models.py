@@ -80,3 +80,15 @@ def test_fastnet_head_and_bad_arguments():
         model.reset_classifier(5, global_pool="avg")
     model.reset_classifier(5)
     assert model.fc.out_features == 5 and model.fc.bias is None
+
+
+def test_models_package_layout():
+    """``timm_dynmix.models`` is a package: the CIFAR nets live in ``models.cifar`` (where timm finds their
+    entrypoints), the old ``from timm_dynmix.models import ...`` names still resolve, and timm creates every one."""
+    import timm_dynmix.models.cifar as cifar
+    from timm_dynmix.models import FastCifarNet
+
+    assert FastCifarNet is cifar.FastCifarNet and set(CIFAR_MODELS) >= {"fastnet_cifar", "fastnet_cifar_s", "wrn40_2"}
+    for name in CIFAR_MODELS:
+        assert timm.models.model_entrypoint(name).__module__ == "timm_dynmix.models.cifar", name
+    assert isinstance(timm.create_model("fastnet_cifar_s", num_classes=3), FastCifarNet)

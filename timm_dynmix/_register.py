@@ -17,7 +17,7 @@ from typing import Any
 
 __all__ = ["install"]
 
-MODELS = "timm_dynmix.models"
+MODELS = "timm_dynmix.models.cifar"  # the module whose @register_model functions timm must see
 
 
 def _register() -> None:

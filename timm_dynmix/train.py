@@ -398,26 +398,17 @@ class _StreamedSplits(torch.utils.data.IterableDataset):
 
 
 # ------------------------------------------------------------------------------------------------------- models
-class TransformersClassifier(nn.Module):
-    """Wrap a transformers image classifier so that ``forward(pixel_values) -> logits`` like a timm model."""
-
-    def __init__(self, hf_model: nn.Module):
-        super().__init__()
-        self.hf_model = hf_model
-        self.num_classes = int(hf_model.config.num_labels)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.hf_model(pixel_values=x).logits
-
-
 def create_train_model(cfg: TrainConfig, data: ImageData, input_size: int | None) -> tuple[nn.Module, dict[str, Any]]:
     """Create the model and the ``pretrained_cfg`` (input size, normalization) the run trains and saves with."""
     num_classes = data.num_classes
     if cfg.model.startswith("transformers:"):
-        return _create_transformers_model(cfg.model.split(":", 1)[1], num_classes, data, input_size)
+        from timm_dynmix.models.transformers import create_transformers_model
+
+        return create_transformers_model(cfg.model.split(":", 1)[1], num_classes, data.label_names,
+                                         input_size or data.input_size)
     import timm
 
-    import timm_dynmix.models  # noqa: F401 - registers the CIFAR architectures
+    import timm_dynmix.models.cifar  # noqa: F401 - registers the CIFAR architectures
 
     if not timm.is_model(cfg.model.split(".")[0]) and not cfg.model.startswith(("hf-hub:", "local-dir:")):
         close = timm.list_models(f"*{cfg.model.split('.')[0][:6]}*")[:8]
@@ -435,36 +426,6 @@ def create_train_model(cfg: TrainConfig, data: ImageData, input_size: int | None
     if size <= 64:
         pcfg.update(crop_pct=1.0, test_input_size=(3, size, size), fixed_input_size=False)
     return model, pcfg
-
-
-def _create_transformers_model(ref: str, num_classes: int, data: ImageData,
-                               input_size: int | None) -> tuple[nn.Module, dict[str, Any]]:
-    from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification
-
-    path = Path(ref)
-    id2label = dict(enumerate(data.label_names))
-    label2id = {v: k for k, v in id2label.items()}
-    try:
-        has_weights = path.is_dir() and (any(path.glob("*.safetensors")) or any(path.glob("*.bin")))
-        if path.is_dir() and not has_weights:
-            config = AutoConfig.from_pretrained(ref, num_labels=num_classes, id2label=id2label, label2id=label2id)
-            hf_model = AutoModelForImageClassification.from_config(config)
-        else:
-            hf_model = AutoModelForImageClassification.from_pretrained(
-                ref, num_labels=num_classes, id2label=id2label, label2id=label2id, ignore_mismatched_sizes=True)
-    except OSError as e:
-        raise ValueError(f"cannot load transformers model {ref!r} (not a local folder, and not in the cache or the "
-                         f"Hub unreachable): {e}") from None
-    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-    try:
-        proc = AutoImageProcessor.from_pretrained(ref)
-        mean, std = tuple(proc.image_mean), tuple(proc.image_std)
-    except (OSError, ValueError, TypeError, AttributeError):
-        logger.info("no image processor for %s: using ImageNet normalization", ref)
-    size = input_size or data.input_size or int(getattr(hf_model.config, "image_size", 224))
-    pcfg = {"input_size": (3, size, size), "mean": mean, "std": std, "crop_pct": 1.0 if size <= 64 else 0.875,
-            "interpolation": "bilinear", "num_classes": num_classes}
-    return TransformersClassifier(hf_model), pcfg
 
 
 # ------------------------------------------------------------------------------------------------- checkpoints
@@ -1121,6 +1082,8 @@ def _device_augmentation(cfg: TrainConfig, mean: Sequence[float], std: Sequence[
 def _save_final_model(model: nn.Module, pcfg: dict[str, Any], output_dir: Path, data: ImageData,
                       results: dict[str, Any]) -> None:
     """The final model: timm's hub format for timm models, transformers' format for wrapped transformers models."""
+    from timm_dynmix.models.transformers import TransformersClassifier
+
     if isinstance(model, TransformersClassifier):
         model.hf_model.save_pretrained(output_dir / "model")
         return

@@ -14,10 +14,10 @@ __all__ = ["create_model", "register_architectures", "requires_timm_dynmix"]
 # ---- architectures ---------------------------------------------------------------------------------------------
 def register_architectures() -> None:
     """Register the timm-dynmix architectures (e.g. ``wrn40_2``) in timm's model registry; idempotent."""
-    # timm_dynmix.models (the paper's CIFAR architectures) registers them with timm's @register_model when it is
-    # imported. Installs without that module still work with every timm-native architecture.
-    if importlib.util.find_spec("timm_dynmix.models") is not None:
-        importlib.import_module("timm_dynmix.models")
+    # timm_dynmix.models.cifar (the paper's CIFAR architectures, the fast net) registers them with timm's
+    # @register_model when it is imported. Installs without it still work with every timm-native architecture.
+    if importlib.util.find_spec("timm_dynmix.models.cifar") is not None:
+        importlib.import_module("timm_dynmix.models.cifar")
 
 
 def requires_timm_dynmix(architecture: str) -> bool:

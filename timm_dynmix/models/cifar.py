@@ -1,4 +1,4 @@
-"""The DynMix / AugMix paper's CIFAR architectures, registered in timm's model registry on ``import timm_dynmix``.
+"""The DynMix / AugMix paper's CIFAR architectures and the fast CPU net, registered in timm's model registry.
 
 ================================  =========================================================================
 timm name                         architecture
@@ -9,6 +9,7 @@ timm name                         architecture
 ``allconv``                       All-Convolutional net (Springenberg et al., BN + GELU variant of AugMix)
 ``resnet8_cifar``                 CIFAR ResNet-8 (He et al., 3 stages 16/32/64, 1 block each), for fast CPU runs
 ``resnet20_cifar``                CIFAR ResNet-20 (3 blocks per stage)
+``fastnet_cifar`` / ``_s``        FastNet-CIFAR: frozen patch-whitening stem, 3 stages (64/256/256 or 32/128/256)
 ================================  =========================================================================
 
 Their ``pretrained_cfg`` says 32x32 inputs, no crop (``crop_pct`` 1) and the normalization of the AugMix CIFAR
@@ -28,7 +29,7 @@ from timm.models import build_model_with_cfg, generate_default_cfgs, register_mo
 from torch import nn
 
 __all__ = ["WideResNet", "ResNeXtCifar", "DenseNetBC", "AllConvNet", "ResNetCifar", "FastCifarNet", "CIFAR_MODELS",
-           "CIFAR_MEAN", "CIFAR_STD"]
+           "CIFAR_MEAN", "CIFAR_STD", "count_params"]
 
 CIFAR_MEAN = (0.5, 0.5, 0.5)
 CIFAR_STD = (0.5, 0.5, 0.5)
