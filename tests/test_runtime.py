@@ -45,3 +45,32 @@ def test_cpu_model_names_the_processor():
 
     name = cpu_model()
     assert isinstance(name, str) and name and "\n" not in name and not name.startswith("model name")
+
+
+def test_gathered_outputs_is_the_one_evaluation_loop(monkeypatch):
+    """The trainer's top-1 and the robustness evaluation both run through runtime.gathered_outputs."""
+    from accelerate import Accelerator
+
+    import timm_dynmix.robustness.evaluate as robust
+    import timm_dynmix.runtime as runtime
+    from timm_dynmix.train.loop import evaluate_top1
+
+    accelerator = Accelerator(cpu=True)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3)).eval()
+    x, y = torch.randn(10, 3, 2, 2), torch.randint(0, 3, (10,))
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=4)
+    seen = []
+    real = runtime.gathered_outputs
+    monkeypatch.setattr("timm_dynmix.train.loop.gathered_outputs", lambda *a: seen.append("train") or real(*a))
+    monkeypatch.setattr(robust, "gathered_outputs", lambda *a: seen.append("robustness") or real(*a))
+    got = evaluate_top1(model, loader, accelerator)
+    with torch.no_grad():
+        logits = model(x)
+    top1 = 100 * (logits.argmax(-1) == y).float().mean().item()
+    assert got["eval_samples"] == 10 and got["clean_top1"] == pytest.approx(top1)
+    assert got["clean_loss"] == pytest.approx(torch.nn.functional.cross_entropy(logits, y).item(), rel=1e-5)
+    u8 = torch.randint(0, 256, (5, 3, 4, 4), dtype=torch.uint8)
+    cells = [(u8[i], int(i % 3), i) for i in range(5)]
+    out = robust._run(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(48, 3)).eval(), cells,
+                      accelerator=accelerator, batch_size=2, num_workers=0, progress=False, desc="t")
+    assert seen == ["train", "robustness"] and list(out["label"]) == [0, 1, 2, 0, 1]

@@ -13,7 +13,7 @@ from conftest import CIFAR10_DIR, ROOT
 from safetensors.torch import load_file
 from test_image_data import make_image_folder
 
-import timm_dynmix.train as train_module
+import timm_dynmix.train.loop as train_loop
 from timm_dynmix.train import (
     EpochShardSampler,
     TrainConfig,
@@ -68,7 +68,7 @@ def test_recipes_load_and_validate():
     ("epochs: [1, 2\n", "not valid YAML"),
     ("- just\n- a list\n", "must be a mapping"),
     ("epochz: 3\n", r"unknown keys \['epochz'\]"),
-    ("epochs: many\n", "option epochs must be a int"),
+    ("epochs: many\n", "option epochs must be an int"),
 ])
 def test_bad_recipes(tmp_path, text, match):
     path = tmp_path / "r.yaml"
@@ -264,7 +264,7 @@ def test_crop_flip_batch_matches_per_image_crop_and_flip():
 
 @pytest.mark.parametrize("native", [False, True])
 def test_speed_options_follow_the_cpu_and_are_recorded(tmp_path, monkeypatch, native):
-    monkeypatch.setattr(train_module, "cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(train_loop, "cpu_has_native_bf16", lambda: native)
     res = train(TrainConfig(aug="dynmix", output_dir=str(tmp_path), max_steps=1, **TINY))
     assert res["mixed_precision"] == ("bf16" if native else "no") and res["cpu_native_bf16"] is native
     assert res["channels_last"] is native and res["data_in_memory"] is True and res["aug_device"] == "model"

@@ -32,6 +32,7 @@ MOVED = {
     "timm_dynmix.report": "timm_dynmix.robustness.report",
     "timm_dynmix.card": "timm_dynmix.hub.card",
     "timm_dynmix.timm_plugin": "timm_dynmix.integrations.timm",
+    "timm_dynmix.hf_trainer": "timm_dynmix.train.hf_trainer",
 }
 
 

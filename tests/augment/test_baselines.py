@@ -24,7 +24,8 @@ from timm_dynmix.augment.baselines import (
     parse_augmix_config,
 )
 from timm_dynmix.data import DynMixDataset, create_transform
-from timm_dynmix.train import TrainConfig, _train_transform, train
+from timm_dynmix.train import TrainConfig, train
+from timm_dynmix.train.data import train_transform
 
 OFFICIAL_OPS = ("autocontrast", "equalize", "posterize", "rotate", "solarize", "shear_x", "shear_y", "translate_x",
                 "translate_y")
@@ -311,7 +312,7 @@ def test_augmix_jsd_path_gives_clean_plus_two_float_views(real_images):
     cfg = TrainConfig(aug="augmix")
     cfg.validate()
     assert cfg.aug_name == "augmix" and cfg.use_jsd and cfg.aug_string == "augmix_official-s3-w3-d0-a1"
-    tf, views = _train_transform(cfg, 32, (0.5,) * 3, (0.5,) * 3)
+    tf, views = train_transform(cfg, 32, (0.5,) * 3, (0.5,) * 3)
     assert views == 3 and isinstance(tf[1], AugMix)
     ds = DynMixDataset(real_images[:4], tf, num_splits=views, seed=3)
     x = ds.transform_sample(real_images[0], 0)
@@ -322,7 +323,7 @@ def test_augmix_jsd_path_gives_clean_plus_two_float_views(real_images):
     assert all(torch.equal(a, b) for a, b in zip(x, ds.transform_sample(real_images[0], 0)))  # per sample
     ds.set_epoch(1)
     assert not torch.equal(x[1], ds.transform_sample(real_images[0], 0)[1])
-    no_jsd, n = _train_transform(TrainConfig(aug="augmix", jsd=False), 32, (0.5,) * 3, (0.5,) * 3)
+    no_jsd, n = train_transform(TrainConfig(aug="augmix", jsd=False), 32, (0.5,) * 3, (0.5,) * 3)
     assert n == 1 and no_jsd(real_images[0]).shape == (3, 32, 32)
 
 
@@ -352,7 +353,7 @@ def test_train_config_names_for_baselines():
 
 @pytest.mark.parametrize("aug, cls", [("autoaugment", AutoAugmentStar), ("random-autoaugment", RandomAutoAugmentStar)])
 def test_training_path_accepts_aa_star_names(aug, cls, real_images):
-    tf, views = _train_transform(TrainConfig(aug=aug), 32, (0.5,) * 3, (0.5,) * 3)
+    tf, views = train_transform(TrainConfig(aug=aug), 32, (0.5,) * 3, (0.5,) * 3)
     assert views == 1 and any(isinstance(t, cls) for t in tf.transforms)
     ds = DynMixDataset(real_images[:4], tf, seed=1)
     a = ds.transform_sample(real_images[3], 2)

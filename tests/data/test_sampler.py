@@ -38,3 +38,27 @@ def test_readers_keep_the_old_names():
     from timm_dynmix.robustness import readers
 
     assert readers.subset_indices is subset_indices and readers.balanced_subset_indices is balanced_subset_indices
+
+
+def test_subset_indices_is_the_trainers_selection():
+    # one subset sampler: --max-train-samples and max_per_cell pick the same rows, those the trainer picked in 0.1.0
+    # (a sorted draw without replacement from numpy's default_rng(seed)), so training results did not change
+    want = np.sort(np.random.default_rng(7).choice(1437, size=64, replace=False))
+    assert np.array_equal(subset_indices(1437, 64, seed=7), want)
+    from timm_dynmix.train.data import _subset
+
+    class Rows:
+        def __len__(self):
+            return 1437
+
+        def select(self, idx):
+            return idx
+
+    assert _subset(Rows(), 64, 7) == want.tolist()
+
+
+def test_epoch_shard_sampler_lives_here():
+    from timm_dynmix.data.sampler import EpochShardSampler
+    from timm_dynmix.train import EpochShardSampler as old_name
+
+    assert old_name is EpochShardSampler and len(EpochShardSampler(10, 3, seed=0)) == 9

@@ -5,7 +5,7 @@ import torch
 
 from timm_dynmix import DynMixDataset, JsdLoss, create_transform
 from timm_dynmix.data.datasets import DecodedImageDataset, load_image_data
-from timm_dynmix.hf_trainer import DynMixCollator, EpochCallback, jsd_compute_loss
+from timm_dynmix.train.hf_trainer import DynMixCollator, EpochCallback, jsd_compute_loss
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """``timm-dynmix train``: train a classifier with DynMix + JSD or a timm baseline (as examples/train.py).
 
-The arguments and the run live in :mod:`timm_dynmix.train` for now; this module imports it only when the command
-is given.
+Every :class:`~timm_dynmix.train.config.TrainConfig` field is a ``--flag``: its type from the field's type hint,
+its help text from the field's ``metadata["help"]``. The training library is imported only when the command runs.
 """
 
 from __future__ import annotations
@@ -12,14 +12,33 @@ __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``timm-dynmix train`` (those of :func:`timm_dynmix.train.add_arguments`)."""
-    from timm_dynmix.train import add_arguments as train_arguments
+    """Add ``--config/-c`` and every :class:`TrainConfig` field as a ``--flag``.
 
-    train_arguments(parser)
+    Defaults are unset (None), so that the YAML recipe and then the field defaults fill in what is not given
+    (:func:`~timm_dynmix.train.config.config_from_args`). Booleans get ``--flag`` / ``--no-flag``.
+    """
+    from timm_dynmix.train.config import field_help, field_types
+
+    parser.add_argument("--config", "-c", default=None, help="YAML recipe (e.g. examples/configs/*.yaml); "
+                        "command-line flags override its values")
+    for name, kind in field_types().items():
+        flag = "--mixed_precision" if name == "mixed_precision" else "--" + name.replace("_", "-")  # Accelerate's
+        if kind is bool:
+            parser.add_argument(flag, dest=name, default=None, action=argparse.BooleanOptionalAction,
+                                help=field_help(name))
+        else:
+            parser.add_argument(flag, dest=name, default=None, type=kind, help=field_help(name))
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``timm-dynmix train``."""
-    from timm_dynmix.train import run as train_run
+    """Run ``timm-dynmix train`` (under ``accelerate launch`` or torchrun for several processes)."""
+    from timm_dynmix.train.config import config_from_args
+    from timm_dynmix.train.loop import train
 
-    return int(train_run(args) or 0)
+    options = {k: v for k, v in vars(args).items() if not k.startswith("_") and k != "command"}
+    results = train(config_from_args(options))
+    if results["process_index"] == 0:
+        top1 = results["metrics"].get("clean_top1", float("nan"))
+        print(f"done: eval top-1 {top1:.2f}% after {results['epochs']} epochs; "
+              f"outputs in {results['config']['output_dir']}")
+    return 0

@@ -45,7 +45,7 @@ from timm_dynmix.robustness.readers import (
     read_perturbations,
 )
 from timm_dynmix.robustness.results import CellPredictions, CorruptionResult, PerturbationResult
-from timm_dynmix.runtime import Uint8Normalize, has_accelerator
+from timm_dynmix.runtime import Uint8Normalize, gathered_outputs, has_accelerator
 
 __all__ = [
     "CellPredictions", "CorruptionResult", "PerturbationResult", "evaluate_corruptions", "evaluate_perturbations",
@@ -165,23 +165,19 @@ def _collate_check(batch: list[tuple[torch.Tensor, int, int]]) -> tuple[torch.Te
             torch.tensor([b[2] for b in batch]))
 
 
-@torch.inference_mode()
 def _run(model: torch.nn.Module, dataset: torch.utils.data.Dataset, *, accelerator: Any, batch_size: int,
          num_workers: int, progress: bool, desc: str, video: bool = False) -> dict[str, np.ndarray]:
     """Predictions for every item of ``dataset``, in dataset order, on every process."""
     from tqdm.auto import tqdm
 
     mean, std = _normalization(model)
-    device = accelerator.device
-    normalize = Uint8Normalize(mean, std).to(device)
+    normalize = Uint8Normalize(mean, std).to(accelerator.device)
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                                          collate_fn=_collate_check)
     loader = accelerator.prepare(loader)
-    n = len(dataset)
-    out: dict[str, np.ndarray] = {}
-    bar = tqdm(total=n, desc=desc, unit="video" if video else "img",
-               disable=not (progress and accelerator.is_local_main_process))
-    for x, y, idx in _unwrapped_errors(loader):
+
+    def predict(model: torch.nn.Module, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
+        x, y, idx = batch
         shape = x.shape
         if video:  # (B, T, 3, H, W) -> (B*T, 3, H, W)
             x = x.flatten(0, 1)
@@ -192,7 +188,13 @@ def _run(model: torch.nn.Module, dataset: torch.utils.data.Dataset, *, accelerat
         if video:
             pred, conf, top5 = pred.view(shape[0], shape[1]), conf.view(shape[0], shape[1]), \
                 top5.view(shape[0], shape[1], -1)
-        gathered = accelerator.gather_for_metrics({"pred": pred, "conf": conf, "top5": top5, "label": y, "idx": idx})
+        return {"pred": pred, "conf": conf, "top5": top5, "label": y, "idx": idx}
+
+    n = len(dataset)
+    out: dict[str, np.ndarray] = {}
+    bar = tqdm(total=n, desc=desc, unit="video" if video else "img",
+               disable=not (progress and accelerator.is_local_main_process))
+    for gathered in gathered_outputs(model, _unwrapped_errors(loader), accelerator, predict):
         g_idx = gathered["idx"].cpu().numpy()
         for key in ("pred", "conf", "top5", "label"):
             val = gathered[key].cpu().numpy()

@@ -4,7 +4,7 @@ Usage::
 
     from transformers import Trainer, TrainingArguments
     from timm_dynmix import DynMixDataset, create_transform
-    from timm_dynmix.hf_trainer import DynMixCollator, jsd_compute_loss
+    from timm_dynmix.train.hf_trainer import DynMixCollator, jsd_compute_loss  # or timm_dynmix.hf_trainer
 
     views = create_transform(224, is_training=True, aug="dynmix-oimagenet", mean=proc.image_mean, std=proc.image_std)
     train_set = DynMixDataset(hf_train_split, views, seed=0, image_key="image", label_key="label")

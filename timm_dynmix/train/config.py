@@ -1,0 +1,301 @@
+"""What a training run depends on: :class:`TrainConfig` (one field per option, its help text beside it), YAML
+recipes (:func:`load_recipe`) and the merge defaults <- recipe <- flags (:func:`config_from_args`).
+
+The command line (``timm-dynmix train``, ``examples/train.py``) is built from the fields by
+:func:`timm_dynmix.cli.train.add_arguments`; the argument types come from the fields' type hints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from timm_dynmix.augment.baselines import is_aa_star, is_official_augmix, parse_augmix_config
+from timm_dynmix.augment.config import is_dynmix, parse_config
+
+__all__ = ["TrainConfig", "AUG_CHOICES", "load_recipe", "config_from_args", "field_types", "field_help"]
+
+AUG_CHOICES = ("none", "mixup", "cutmix", "autoaugment", "random-autoaugment", "augmix", "augmix-timm", "dynmix")
+_TIMM_AA = {"augmix-timm": "augmix-m3-w3"}  # our names for timm's own augmentations
+_TIMM_PREFIXES = ("rand-", "augmix-", "original", "v0")  # timm auto-augment strings (policies, RandAugment, AugMix)
+
+
+def _opt(default: Any, help: str) -> Any:
+    """A dataclass field with its command-line help text."""
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on; ``examples/configs/*.yaml`` recipes use these field names.
+
+    The defaults train a CIFAR ResNet-8 with DynMix + JSD on the embedded digits data in about a minute on 2 CPU
+    cores.
+    """
+
+    # data
+    dataset: str = _opt("digits", "digits (embedded, offline), cifar10, cifar100, imagenet, a Hub repo id or a "
+                                  "local path")
+    data_dir: str | None = _opt(None, "local copy of a named dataset (save_to_disk, parquet/arrow, image folder or "
+                                      "npz)")
+    image_column: str | None = None
+    label_column: str | None = None
+    train_split: str | None = None
+    eval_split: str | None = None
+    streaming: bool = False
+    shuffle_buffer: int = 10_000
+    max_train_samples: int | None = None
+    max_eval_samples: int | None = None
+    input_size: int | None = _opt(None, "training image size (default: the dataset's, e.g. 32 for CIFAR)")
+    # model
+    model: str = "resnet8_cifar"
+    pretrained: bool = False
+    drop_rate: float = 0.0
+    # augmentation
+    aug: str = _opt("dynmix", "none, mixup, cutmix, autoaugment (AA*), random-autoaugment (Random AA*), augmix (the "
+                              "official AugMix), augmix-timm (timm's augmix-m3-w3), dynmix or dynmix-<config>; or a "
+                              "timm auto-augment string")
+    jsd: bool | None = _opt(None, "JSD consistency loss over clean + mixed views (default: on for augmix/dynmix)")
+    jsd_weight: float = 12.0
+    num_mixes: int | None = _opt(None, "mixed views per image for JSD (default 2; 1 = single-view ablation)")
+    aug_device: str = _opt("auto", "loader (DataLoader workers), model (DynMix inside the training step) or auto "
+                                   "(model for dynmix with the data in memory, else loader)")
+    mixup_alpha: float = 1.0
+    cutmix_alpha: float = 1.0
+    smoothing: float = 0.0
+    crop_padding: int | None = None
+    # optimization
+    epochs: int = 8
+    batch_size: int = _opt(64, "images per process and step (each yields 1 + num_mixes views with JSD)")
+    lr: float = 0.1
+    opt: str = "sgd"
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    filter_bias_and_bn: bool = True
+    sched: str = "cosine"
+    min_lr: float = 1e-6
+    warmup_epochs: int = 0
+    warmup_lr: float = 1e-5
+    lr_base_batch_size: int | None = None
+    grad_accum_steps: int = 1
+    clip_grad: float | None = None
+    model_ema: bool = _opt(False, "keep an exponential moving average of the weights (timm's ModelEmaV3); "
+                                  "evaluation, the results and the saved model then use the averaged weights (the raw "
+                                  "model's top-1 is reported as raw_clean_top1)")
+    model_ema_decay: float = _opt(0.9998, "decay of the weight average per optimizer step (the maximum with "
+                                          "--model-ema-warmup)")
+    model_ema_warmup: bool = _opt(False, "ramp the decay up from 0 as timm does (1 - (1 + step)^(-2/3), capped by "
+                                         "the decay)")
+    mixed_precision: str | None = _opt(None, "no, fp16, bf16 (passed to Accelerate); default: bf16 on CPUs with "
+                                             "native bf16 (AVX512_BF16 or AMX), else no")
+    channels_last: bool | None = _opt(None, "channels-last memory format for the model and batches (default: on with "
+                                            "bf16 on CPU)")
+    data_in_memory: bool | None = _opt(None, "decode the training set once into a uint8 tensor and crop/flip batches "
+                                             "in the step (default: on for small images that fit in 2 GiB, with "
+                                             "augmentations the step can do)")
+    # run
+    seed: int = 0
+    output_dir: str = "output"
+    num_workers: int | None = None
+    num_threads: int | None = _opt(None, "compute threads per process on CPU (default: the usable cores / processes; "
+                                         "on a CPU shared with other jobs, fewer threads can be much faster)")
+    checkpoint_every: int | None = _opt(None, "also save a checkpoint every N optimizer steps")
+    keep_checkpoints: int = 2
+    resume: str | None = _opt(None, "checkpoint folder, or 'latest' to continue from the newest one in output-dir")
+    eval_every: int = 1
+    tta_flip: bool = _opt(False, "also report clean_top1_tta_flip: eval top-1 of the mean logits of each image and "
+                                 "its mirror (test-time augmentation; off by default, clean_top1 never uses it)")
+    report_to: str | None = _opt(None, "tracker for Accelerate's log_with: tensorboard, wandb, ...")
+    deterministic: bool = False
+    max_steps: int | None = _opt(None, "stop after this many optimizer steps (for smoke tests)")
+    push_to_hub: str | None = _opt(None, "repo id to push the final model and card to (token from HF_TOKEN or the "
+                                         "HF login)")
+
+    def validate(self) -> None:
+        """Refuse bad values and invalid combinations before anything is loaded or trained."""
+        if not isinstance(self.aug, str):
+            raise TypeError(f"--aug must be a string, got {self.aug!r} ({type(self.aug).__name__})")
+        name = self.aug_name
+        if not (self.aug in AUG_CHOICES or is_dynmix(self.aug) or is_official_augmix(self.aug)
+                or is_aa_star(self.aug) or self.aug.startswith(_TIMM_PREFIXES)):
+            raise ValueError(f"unknown --aug {self.aug!r}; choose one of {', '.join(AUG_CHOICES)}, "
+                             f"'dynmix-<config>', 'augmix_official-<config>', 'autoaugment-cifar10', "
+                             f"'autoaugment-imagenet' or a timm auto-augment string ('rand-m9-mstd0.5', "
+                             f"'augmix-m3-w3', 'original', 'v0')")
+        if is_official_augmix(self.aug):
+            parse_augmix_config(self.aug)  # raises ValueError with the allowed range
+        if is_dynmix(self.aug):
+            cfg = parse_config(self.aug)  # raises ValueError with the allowed range
+            if self.num_mixes is not None and "-n" in self.aug and cfg.num_mixes != self.num_mixes:
+                raise ValueError(f"--num-mixes {self.num_mixes} contradicts n{cfg.num_mixes} in --aug {self.aug}")
+        if self.jsd and not self.has_views:
+            raise ValueError(f"--jsd needs augmented views from augmix or dynmix; --aug {self.aug} gives none "
+                             f"(use --no-jsd, or --aug dynmix / augmix)")
+        if self.num_mixes is not None and not 1 <= self.num_mixes <= 8:
+            raise ValueError(f"--num-mixes must be in [1, 8], got {self.num_mixes}")
+        if self.aug_device not in ("auto", "loader", "model"):
+            raise ValueError(f"--aug-device must be 'auto', 'loader' or 'model', got {self.aug_device!r}")
+        if self.aug_device == "model" and not is_dynmix(self.aug):
+            raise ValueError("--aug-device model runs DynMix inside the training step; it needs --aug dynmix")
+        checks = [("epochs", self.epochs, 1), ("batch_size", self.batch_size, 1), ("grad_accum_steps",
+                  self.grad_accum_steps, 1), ("keep_checkpoints", self.keep_checkpoints, 1),
+                  ("eval_every", self.eval_every, 1)]
+        for key, value, low in checks:
+            if not isinstance(value, int) or value < low:
+                raise ValueError(f"--{key.replace('_', '-')} must be an integer >= {low}, got {value!r}")
+        for key in ("checkpoint_every", "max_steps", "max_train_samples", "max_eval_samples", "input_size",
+                    "num_threads"):
+            value = getattr(self, key)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"--{key.replace('_', '-')} must be a positive integer, got {value!r}")
+        if not self.lr > 0 or self.weight_decay < 0 or self.jsd_weight < 0:
+            raise ValueError(f"need lr > 0, weight decay >= 0 and jsd weight >= 0; got lr={self.lr}, "
+                             f"weight_decay={self.weight_decay}, jsd_weight={self.jsd_weight}")
+        if not (isinstance(self.model_ema_decay, float) and 0.0 < self.model_ema_decay < 1.0):
+            raise ValueError(f"--model-ema-decay must be a float in (0, 1), got {self.model_ema_decay!r}")
+        if name in ("mixup", "cutmix") and self.batch_size % 2:
+            raise ValueError(f"--aug {name} needs an even --batch-size (timm's Mixup mixes pairs), "
+                             f"got {self.batch_size}")
+        if self.mixed_precision not in (None, "no", "fp16", "bf16", "fp8"):
+            raise ValueError(f"--mixed_precision must be no, fp16, bf16 or fp8, got {self.mixed_precision!r}")
+        if self.push_to_hub is not None:
+            from timm_dynmix.hub.push import check_repo_id
+
+            check_repo_id(self.push_to_hub)  # a typo fails now, not after training
+        if self.report_to is not None and not isinstance(self.report_to, str):
+            raise ValueError(f"--report-to must be a tracker name (tensorboard, wandb, ...), got {self.report_to!r}")
+
+    @property
+    def aug_name(self) -> str:
+        """The augmentation family: none, mixup, cutmix, autoaugment, random-autoaugment, augmix or dynmix.
+
+        ``augmix`` covers the official AugMix and timm's; ``autoaugment`` covers AA* and timm's policies and
+        RandAugment.
+        """
+        if is_dynmix(self.aug):
+            return "dynmix"
+        if self.aug.startswith("augmix"):
+            return "augmix"
+        if self.aug == "random-autoaugment":
+            return self.aug
+        if is_aa_star(self.aug) or self.aug.startswith(("rand-", "original", "v0")):
+            return "autoaugment"
+        return self.aug
+
+    @property
+    def has_views(self) -> bool:
+        """Whether the augmentation makes views (AugMix, DynMix) that the JSD loss can compare."""
+        return self.aug_name in ("augmix", "dynmix")
+
+    @property
+    def use_jsd(self) -> bool:
+        """Whether the run trains with the JSD loss (default: whenever there are views)."""
+        return self.has_views if self.jsd is None else bool(self.jsd)
+
+    @property
+    def mixes(self) -> int:
+        """Mixed views per image: ``num_mixes``, else the DynMix config's, else 2."""
+        if self.num_mixes is not None:
+            return self.num_mixes
+        return parse_config(self.aug).num_mixes if is_dynmix(self.aug) else 2
+
+    @property
+    def aug_string(self) -> str | None:
+        """The canonical augmentation string for the transform, or None.
+
+        A DynMix or official AugMix config in canonical form, ``autoaugment[-cifar10|-imagenet]`` or
+        ``random-autoaugment`` (AA*, Random AA*), or a timm string (``augmix-timm`` gives ``augmix-m3-w3``).
+        """
+        name = self.aug_name
+        if name == "dynmix":
+            return parse_config(self.aug).replace(num_mixes=self.mixes).to_string()
+        if is_official_augmix(self.aug):
+            return parse_augmix_config(self.aug).to_string()
+        if name in ("augmix", "autoaugment", "random-autoaugment"):
+            return _TIMM_AA.get(self.aug, self.aug)
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a plain dict (what ``config.yaml`` and ``results.json`` record)."""
+        return dataclasses.asdict(self)
+
+
+def field_types() -> dict[str, type]:
+    """Each :class:`TrainConfig` field's value type, ``Optional`` removed (``int | None`` gives ``int``).
+
+    Read from the type hints (:func:`typing.get_type_hints`), not from the annotation strings.
+    """
+    found = {}
+    for name, hint in typing.get_type_hints(TrainConfig).items():
+        if typing.get_origin(hint) in (typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(hint) if a is not type(None)]
+            if len(args) != 1:
+                raise TypeError(f"TrainConfig.{name}: one type or an optional one expected, got {hint}")
+            hint = args[0]
+        found[name] = hint
+    return found
+
+
+def field_help(name: str) -> str | None:
+    """The help text of field ``name`` (its ``metadata["help"]``), None when it has none."""
+    return TrainConfig.__dataclass_fields__[name].metadata.get("help")
+
+
+def load_recipe(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a YAML recipe: a mapping of :class:`TrainConfig` field names to values.
+
+    Raises:
+        FileNotFoundError: if ``path`` is not a file.
+        ValueError: if it is not valid YAML, not a mapping, or has keys that are not fields.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no recipe at {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ValueError(f"recipe {path} is not valid YAML: {e}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError(f"recipe {path} must be a mapping of option: value, got {type(data).__name__}")
+    known = {f.name for f in fields(TrainConfig)}
+    data = {str(k).replace("-", "_"): v for k, v in data.items()}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"recipe {path} has unknown keys {unknown}; known: {sorted(known)}")
+    return data
+
+
+def config_from_args(args: argparse.Namespace | dict[str, Any]) -> TrainConfig:
+    """Defaults <- YAML recipe (``config``) <- explicitly given flags; validated.
+
+    Raises:
+        ValueError: for an unknown option, a string where a number or a flag is expected, or an invalid value.
+    """
+    given = dict(vars(args) if isinstance(args, argparse.Namespace) else args)
+    values: dict[str, Any] = {}
+    recipe = given.pop("config", None)
+    if recipe:
+        values.update(load_recipe(recipe))
+    values.update({k: v for k, v in given.items() if v is not None})
+    kinds = field_types()
+    for key, value in list(values.items()):
+        if key not in kinds:
+            raise ValueError(f"unknown training option {key!r}")
+        kind = kinds[key]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            values[key] = float(value)
+        if kind in (int, float, bool) and isinstance(value, str):
+            raise ValueError(f"option {key} must be {'an' if kind is int else 'a'} {kind.__name__}, got {value!r}")
+    cfg = TrainConfig(**values)
+    cfg.validate()
+    return cfg
