@@ -196,7 +196,7 @@ def test_two_process_cpu_data_parallel(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(TRAIN_PY),
            "--max-train-samples", "128", "--max-eval-samples", "64", "--batch-size", "16", "--epochs", "1",
-           "--num-workers", "0", "--output-dir", str(tmp_path / "ddp")]
+           "--num-workers", "0", "--diagnostics", "--output-dir", str(tmp_path / "ddp")]
     proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads((tmp_path / "ddp" / "results.json").read_text())
@@ -204,6 +204,14 @@ def test_two_process_cpu_data_parallel(tmp_path):
     assert len(res["rank_weight_checksums"]) == 2 and len(set(res["rank_weight_checksums"])) == 1
     assert res["steps"] == 4 and res["global_batch_size"] == 32  # 128 samples / (16 x 2)
     assert proc.stdout.count("eval top-1") == 1  # printed by the main process only
+
+
+def test_cross_rank_diagnostics_only_on_request(tmp_path):
+    res = train(TrainConfig(aug="none", output_dir=str(tmp_path / "a"), max_steps=1, **TINY))
+    assert "rank_weight_checksums" not in res and "shards_disjoint" not in res
+    assert "shards_disjoint" not in json.loads((tmp_path / "a" / "results.json").read_text())
+    res = train(TrainConfig(aug="none", diagnostics=True, output_dir=str(tmp_path / "b"), max_steps=1, **TINY))
+    assert res["shards_disjoint"] is True and len(res["rank_weight_checksums"]) == 1
 
 
 def test_corrupt_images_are_counted(tmp_path):

@@ -118,6 +118,9 @@ class TrainConfig:
     max_steps: int | None = _opt(None, "stop after this many optimizer steps (for smoke tests)")
     push_to_hub: str | None = _opt(None, "repo id to push the final model and card to (token from HF_TOKEN or the "
                                          "HF login)")
+    diagnostics: bool = _opt(False, "record cross-rank checks in results.json: each rank's weight checksum "
+                                    "(rank_weight_checksums) and whether the ranks' sampler shards are disjoint "
+                                    "(shards_disjoint); gathered once at the end of the run")
 
     def validate(self) -> None:
         """Refuse bad values and invalid combinations before anything is loaded or trained."""

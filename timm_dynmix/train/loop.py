@@ -48,7 +48,8 @@ from timm_dynmix.version import versions
 
 __all__ = ["train", "TrainProgress", "ModelInput", "create_accelerator", "create_train_model", "init_model",
            "create_optimizer", "create_ema", "create_criterion", "batch_preparer", "train_step", "evaluate",
-           "evaluate_top1", "epoch_record", "write_run_config", "build_results", "save_outputs"]
+           "evaluate_top1", "epoch_record", "write_run_config", "build_results", "cross_rank_diagnostics",
+           "save_outputs"]
 
 logger = logging.getLogger(__name__)
 
@@ -498,17 +499,10 @@ def build_results(cfg: TrainConfig, td: TrainData, accelerator: Any, model: nn.M
                   start_time: float) -> dict[str, Any]:
     """The run's record (``results.json``): data, augmentation, optimization, speed options, metrics, history.
 
-    Every process calls it (the fallback count and the diagnostics are gathered); ``process_index`` is added.
+    Every process calls it (the fallback count, and with ``cfg.diagnostics`` :func:`cross_rank_diagnostics`, are
+    gathered); ``process_index`` is added.
     """
     data, world = td.data, accelerator.num_processes
-    checksum = torch.tensor([sum(float(p.detach().double().sum()) for p in model.parameters())],
-                            device=accelerator.device, dtype=torch.float64)
-    checksums = accelerator.gather(checksum).tolist()
-    shards_disjoint = None
-    if td.sampler is not None:
-        idx = torch.tensor(td.sampler.indices(0), device=accelerator.device)
-        everything = accelerator.gather(idx).tolist()
-        shards_disjoint = len(set(everything)) == len(everything)
     jsd = td.num_splits > 1
     results = {
         "model": cfg.model, "architecture": getattr(model, "pretrained_cfg", {}).get("architecture", cfg.model),
@@ -530,10 +524,28 @@ def build_results(cfg: TrainConfig, td: TrainData, accelerator: Any, model: nn.M
         "input_size": list(pcfg["input_size"]), "mean": list(td.mean), "std": list(td.std),
         "metrics": progress.metrics, "history": progress.history,
         "train_samples_per_s": progress.samples_seen * world / max(progress.train_time, 1e-9),
-        "rank_weight_checksums": checksums, "shards_disjoint": shards_disjoint,
+        **(cross_rank_diagnostics(accelerator, model, td) if cfg.diagnostics else {}),
         "elapsed_s": time.time() - start_time, "versions": versions(), "config": cfg.to_dict(),
     }
     return {**results, "process_index": accelerator.process_index}
+
+
+def cross_rank_diagnostics(accelerator: Any, model: nn.Module, td: TrainData) -> dict[str, Any]:
+    """Checks of data-parallel training (``--diagnostics``), gathered from every process.
+
+    Returns:
+        ``rank_weight_checksums``: each rank's sum of its weights (equal when the ranks stayed in sync);
+        ``shards_disjoint``: whether the ranks' sampler shards of epoch 0 share no index (None when streamed).
+    """
+    checksum = torch.tensor([sum(float(p.detach().double().sum()) for p in model.parameters())],
+                            device=accelerator.device, dtype=torch.float64)
+    checksums = accelerator.gather(checksum).tolist()
+    shards_disjoint = None
+    if td.sampler is not None:
+        idx = torch.tensor(td.sampler.indices(0), device=accelerator.device)
+        everything = accelerator.gather(idx).tolist()
+        shards_disjoint = len(set(everything)) == len(everything)
+    return {"rank_weight_checksums": checksums, "shards_disjoint": shards_disjoint}
 
 
 def save_outputs(results: dict[str, Any], model: nn.Module, pcfg: dict[str, Any], data: ImageData, accelerator: Any,
