@@ -25,13 +25,14 @@ from timm_dynmix.train import (
 )
 
 TRAIN_PY = ROOT / "examples" / "train.py"
+CLI_TRAIN = [sys.executable, "-m", "timm_dynmix.cli", "train"]  # the full loop (resume, mid-epoch checkpoints, ...)
 TINY = {"max_train_samples": 64, "max_eval_samples": 32, "batch_size": 16, "epochs": 1, "num_workers": 0}
 
 
-def run_script(args, cwd, timeout=600, env=None):
+def run_script(args, cwd, timeout=600, env=None, command=None):
     full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", **(env or {})}
-    return subprocess.run([sys.executable, str(TRAIN_PY), *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env=full_env)
+    return subprocess.run([*(command or [sys.executable, str(TRAIN_PY)]), *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout, env=full_env)
 
 
 # ------------------------------------------------------------------------------------------------ sampler
@@ -140,6 +141,30 @@ def test_no_argument_run_writes_loadable_outputs(tmp_path):
     print(f"no-argument run: {time.time() - start:.0f} s, eval top-1 {results['metrics']['clean_top1']:.1f}%")
 
 
+def test_example_loop_trains_what_train_trains(tmp_path):
+    """examples/train.py writes its loop out of the library's pieces: same options and seed, same model as train()."""
+    args = ["--max-train-samples", "96", "--max-eval-samples", "32", "--batch-size", "16", "--epochs", "2",
+            "--num-workers", "0", "--num-threads", "1", "--output-dir", str(tmp_path / "example")]
+    proc = run_script(args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = train(TrainConfig(**{**TINY, "max_train_samples": 96, "epochs": 2, "num_threads": 1},
+                            output_dir=str(tmp_path / "lib")))
+    example = json.loads((tmp_path / "example" / "results.json").read_text())
+    timing = ("samples_per_s", "epoch_time_s")
+    assert [{k: v for k, v in h.items() if k not in timing} for h in example["history"]] == \
+        [{k: v for k, v in h.items() if k not in timing} for h in res["history"]]
+    assert example["config"] == {**res["config"], "output_dir": str(tmp_path / "example")}
+    a, b = _final_weights(tmp_path / "example"), _final_weights(tmp_path / "lib")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert find_latest_checkpoint(tmp_path / "example").name == "step_000000012"  # 96 / 16 x 2 epochs
+
+
+def test_example_refuses_the_full_loops_options(tmp_path):
+    proc = run_script(["--resume", "latest", "--max-steps", "3"], cwd=tmp_path)
+    assert proc.returncode == 1 and "--resume, --max-steps: not in this example's loop" in proc.stderr
+    assert "timm-dynmix train" in proc.stderr and not (tmp_path / "output").exists()
+
+
 def test_two_epochs_on_digits_reach_a_sane_accuracy(tmp_path):
     """Bar: 30% eval top-1 after 2 epochs (3x chance on 10 classes); seen here: 50-59% over seeds 0-2."""
     res = train(TrainConfig(epochs=2, output_dir=str(tmp_path)))
@@ -155,12 +180,12 @@ def test_kill_and_resume_gives_identical_weights(tmp_path):
     args = ["--max-train-samples", "320", "--max-eval-samples", "32", "--batch-size", "32", "--epochs", "2",
             "--checkpoint-every", "3", "--keep-checkpoints", "2", "--deterministic", "--num-workers", "1",
             "--aug", "dynmix", "--model", "resnet8_cifar"]
-    ref = run_script([*args, "--output-dir", str(tmp_path / "ref")], cwd=tmp_path)
+    ref = run_script([*args, "--output-dir", str(tmp_path / "ref")], cwd=tmp_path, command=CLI_TRAIN)
     assert ref.returncode == 0, ref.stderr[-3000:]
 
     out = tmp_path / "killed"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen([sys.executable, str(TRAIN_PY), *args, "--output-dir", str(out)], cwd=tmp_path,
+    proc = subprocess.Popen([*CLI_TRAIN, *args, "--output-dir", str(out)], cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     deadline = time.time() + 300
     try:
@@ -182,7 +207,7 @@ def test_kill_and_resume_gives_identical_weights(tmp_path):
     (broken / "trainer_state.json").unlink()
     assert find_latest_checkpoint(out) == killed_at
 
-    resumed = run_script([*args, "--output-dir", str(out), "--resume", "latest"], cwd=tmp_path)
+    resumed = run_script([*args, "--output-dir", str(out), "--resume", "latest"], cwd=tmp_path, command=CLI_TRAIN)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"resuming from {killed_at.name}" in resumed.stderr
     a, b = _final_weights(tmp_path / "ref"), _final_weights(out)

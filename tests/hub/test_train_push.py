@@ -11,8 +11,8 @@ from conftest import ROOT
 from hub_server import LoopbackHub
 
 FAKE_TOKEN = "hf_FAKEtrainpushTOKEN0123456789abcdefXYZ"
-TRAIN = [sys.executable, str(ROOT / "examples" / "train.py"), "--max-train-samples", "64", "--max-eval-samples", "32",
-         "--batch-size", "16", "--epochs", "1", "--max-steps", "1", "--num-workers", "0"]
+TRAIN = [sys.executable, str(ROOT / "examples" / "train.py"), "--max-train-samples", "16", "--max-eval-samples", "32",
+         "--batch-size", "16", "--epochs", "1", "--num-workers", "0"]
 _LOGITS = """
 import sys, numpy as np, torch, timm, timm_dynmix
 model = timm.create_model(sys.argv[1], pretrained=True).eval()
