@@ -75,3 +75,19 @@ def eval_extra() -> None:
     for name in EVAL_EXTRA_FILES:
         if importlib.util.find_spec(name) is None:
             pytest.skip(f"needs the eval extra ({name} missing): pip install 'timm-dynmix[eval]'")
+
+
+def make_image_folder(root, n_per_class=6, classes=("cat", "dog", "eel"), corrupt=0, size=32):
+    """An image folder with train/ and test/ splits of small real-looking images (PNG), ``corrupt`` broken files."""
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for c_idx, c in enumerate(classes):
+            d = root / split / c
+            d.mkdir(parents=True, exist_ok=True)
+            for i in range(n_per_class):
+                base = np.linspace(0, 255, size, dtype=np.float32)[None, :, None] * (c_idx + 1) / len(classes)
+                arr = np.clip(base + rng.normal(0, 20, (size, size, 3)), 0, 255).astype(np.uint8)
+                Image.fromarray(arr).save(d / f"{i:03d}.png")
+    for i in range(corrupt):
+        (root / "train" / classes[0] / f"broken{i}.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    return root

@@ -17,8 +17,6 @@ from timm_dynmix._moved import MOVED
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "timm_dynmix"
 HEAVY = ("torch", "timm", "huggingface_hub", "datasets", "transformers", "accelerate", "numpy", "PIL")
-# imports of the package root that phase 2 of the restructuring removes (the file is being edited elsewhere)
-ROOT_IMPORT_ALLOWED = {"timm_dynmix/train.py"}
 
 
 def _modules() -> dict[str, Path]:
@@ -151,7 +149,7 @@ def test_no_module_imports_the_package_root(tmp_path):
     offenders = {}
     for name, path in MODULES.items():
         rel = path.relative_to(ROOT).as_posix()
-        if name != "timm_dynmix" and rel not in ROOT_IMPORT_ALLOWED and _imports_of_root(path):
+        if name != "timm_dynmix" and _imports_of_root(path):
             offenders[rel] = _imports_of_root(path)
     assert not offenders, f"modules importing the package root (use timm_dynmix.version or the defining module): " \
                           f"{offenders}"

@@ -4,7 +4,9 @@
 * :mod:`~timm_dynmix.data.transforms_factory`: :func:`create_transform`, :class:`CheckImage`;
 * :mod:`~timm_dynmix.data.datasets`: :func:`load_image_data` (Hub, local folders, npz, the embedded digits) and
   the decoded datasets;
-* :mod:`~timm_dynmix.data.sampler`: :func:`subset_indices`, :func:`balanced_subset_indices`.
+* :mod:`~timm_dynmix.data.sampler`: :func:`subset_indices`, :func:`balanced_subset_indices`,
+  :class:`EpochShardSampler`;
+* :mod:`~timm_dynmix.data.memory`: :class:`MemoryImages`, :func:`crop_flip_batch` (the in-memory path).
 
 ``from timm_dynmix.data import create_transform`` (and the other names of the former ``data`` module) keeps working;
 the names load their module on first use.

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import CIFAR10_DIR, ROOT
+from conftest import CIFAR10_DIR, ROOT, make_image_folder
 from safetensors.torch import load_file
-from test_image_data import make_image_folder
 
 import timm_dynmix.train.loop as train_loop
 from timm_dynmix.train import (

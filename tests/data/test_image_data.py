@@ -1,5 +1,4 @@
-"""load_image_data and the decoded datasets. Stays at the top of tests/ while tests/test_train.py imports
-make_image_folder from it (phase 2 moves it to tests/data/ with that import)."""
+"""load_image_data and the decoded datasets."""
 
 import io
 import time
@@ -7,7 +6,7 @@ import time
 import datasets
 import numpy as np
 import pytest
-from conftest import CIFAR10_DIR, cifar10_test_arrays
+from conftest import CIFAR10_DIR, cifar10_test_arrays, make_image_folder
 from PIL import Image
 
 from timm_dynmix.data.datasets import (
@@ -17,22 +16,6 @@ from timm_dynmix.data.datasets import (
     decode_image,
     load_image_data,
 )
-
-
-def make_image_folder(root, n_per_class=6, classes=("cat", "dog", "eel"), corrupt=0, size=32):
-    """An image folder with train/ and test/ splits of small real-looking images (PNG), ``corrupt`` broken files."""
-    rng = np.random.default_rng(0)
-    for split in ("train", "test"):
-        for c_idx, c in enumerate(classes):
-            d = root / split / c
-            d.mkdir(parents=True, exist_ok=True)
-            for i in range(n_per_class):
-                base = np.linspace(0, 255, size, dtype=np.float32)[None, :, None] * (c_idx + 1) / len(classes)
-                arr = np.clip(base + rng.normal(0, 20, (size, size, 3)), 0, 255).astype(np.uint8)
-                Image.fromarray(arr).save(d / f"{i:03d}.png")
-    for i in range(corrupt):
-        (root / "train" / classes[0] / f"broken{i}.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
-    return root
 
 
 def test_digits_embedded():
