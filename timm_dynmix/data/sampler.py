@@ -21,13 +21,14 @@ def subset_indices(n: int, max_n: int | None, seed: int = 0) -> np.ndarray:
 
     The subset depends only on ``(n, max_n, seed)``: equal-sized cells get the same positions. It is the training
     set of ``--max-train-samples`` (and the eval set of ``--max-eval-samples``) as well as a benchmark cell's
-    ``max_per_cell`` rows: ``numpy.random.default_rng(seed).choice(n, max_n, replace=False)``, sorted.
+    ``max_per_cell`` rows: ``numpy.random.default_rng(derive_seed(seed, split="subset")).choice(n, max_n,
+    replace=False)``, sorted.
     """
     if max_n is None or max_n >= n:
         return np.arange(n)
     if isinstance(max_n, bool) or not isinstance(max_n, (int, np.integer)) or max_n < 1:
         raise ValueError(f"max_per_cell must be a positive integer, got {max_n!r}")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(derive_seed(seed, split="subset"))
     return np.sort(rng.choice(n, size=int(max_n), replace=False))
 
 
