@@ -7,8 +7,8 @@
 In the style of Accelerate's ``cv_example.py``: the loop is written out here, each piece is a function of
 ``timm_dynmix.train`` (the same functions ``timm-dynmix train`` is made of, so the two train the same model from the
 same options and seed). Every option is a field of ``timm_dynmix.train.TrainConfig``; flags override the YAML recipe
-given with ``-c``. Resuming, mid-epoch checkpoints, ``--max-steps``, the weight average (``--model-ema``) and
-trackers (``--report-to``) are in ``timm-dynmix train``, which takes the same options and has the full loop.
+given with ``-c``. Resuming, mid-epoch checkpoints, ``--max-steps`` and trackers (``--report-to``) are in
+``timm-dynmix train``, which takes the same options and has the full loop.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from timm_dynmix.train.loop import (
     build_results,
     create_accelerator,
     create_criterion,
+    create_ema,
     create_optimizer,
     create_train_model,
     epoch_record,
@@ -44,7 +45,7 @@ from timm_dynmix.train.loop import (
 )
 
 # options of the full loop only (timm-dynmix train): refused here rather than ignored
-FULL_LOOP_ONLY = {"resume": None, "checkpoint_every": None, "max_steps": None, "model_ema": False, "report_to": None}
+FULL_LOOP_ONLY = {"resume": None, "checkpoint_every": None, "max_steps": None, "report_to": None}
 
 
 def training_function(cfg: TrainConfig) -> dict[str, Any]:
@@ -72,6 +73,7 @@ def training_function(cfg: TrainConfig) -> dict[str, Any]:
     model, optimizer = accelerator.prepare(model, optimizer)
     eval_dl = accelerator.prepare(td.eval_dl) if td.eval_dl is not None else None
     accelerator.register_for_checkpointing(scheduler)  # saved with the model in every checkpoint
+    ema = create_ema(cfg, model, accelerator)  # --model-ema: a moving average of the weights, evaluated and saved
 
     # 4. The loss: JSD (cross entropy on the clean split + weight x Jensen-Shannon of all splits) with views, else
     #    cross entropy (soft targets after Mixup / CutMix). prepare_batch moves a batch to the device and makes the
@@ -95,12 +97,14 @@ def training_function(cfg: TrainConfig) -> dict[str, Any]:
             if accelerator.sync_gradients:  # an optimizer step was taken (see --grad-accum-steps)
                 progress.global_step += 1
                 scheduler.step_update(num_updates=progress.global_step)
+                if ema is not None:
+                    ema.update(accelerator.unwrap_model(model), step=progress.global_step)
         epoch_time = time.time() - epoch_start
         progress.train_time += epoch_time
         record = epoch_record(accelerator, epoch, loss_sum, steps, optimizer, steps * cfg.batch_size * world,
                               epoch_time)
         if eval_dl is not None and ((epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs):
-            record.update(evaluate(model, eval_dl, accelerator, to_input, tta_flip=cfg.tta_flip))
+            record.update(evaluate(model, eval_dl, accelerator, to_input, tta_flip=cfg.tta_flip, ema=ema))
         progress.history.append(record)
         progress.epoch = epoch + 1
         accelerator.print(f"epoch {epoch + 1}/{cfg.epochs}: " + ", ".join(
@@ -111,10 +115,10 @@ def training_function(cfg: TrainConfig) -> dict[str, Any]:
                                                                   progress.history, True), cfg.keep_checkpoints)
 
     # 6. Outputs: results.json, the model in timm's Hub format with its model card (pushed with --push-to-hub).
-    unwrapped = accelerator.unwrap_model(model)
-    results = build_results(cfg, td, accelerator, unwrapped, pcfg, progress, lr=lr, ema=False,
-                            native_bf16=native_bf16, start_time=start_time)
-    return save_outputs(results, unwrapped, pcfg, data, accelerator, cfg)
+    final_model = ema.module if ema is not None else accelerator.unwrap_model(model)
+    results = build_results(cfg, td, accelerator, accelerator.unwrap_model(model), pcfg, progress, lr=lr,
+                            ema=ema is not None, native_bf16=native_bf16, start_time=start_time)
+    return save_outputs(results, final_model, pcfg, data, accelerator, cfg)
 
 
 def main() -> None:

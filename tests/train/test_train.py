@@ -140,14 +140,17 @@ def test_no_argument_run_writes_loadable_outputs(tmp_path):
     print(f"no-argument run: {time.time() - start:.0f} s, eval top-1 {results['metrics']['clean_top1']:.1f}%")
 
 
-def test_example_loop_trains_what_train_trains(tmp_path):
+@pytest.mark.parametrize("ema", [False, True], ids=["plain", "model-ema"])
+def test_example_loop_trains_what_train_trains(tmp_path, ema):
     """examples/train.py writes its loop out of the library's pieces: same options and seed, same model as train()."""
     args = ["--max-train-samples", "96", "--max-eval-samples", "32", "--batch-size", "16", "--epochs", "2",
             "--num-workers", "0", "--num-threads", "1", "--output-dir", str(tmp_path / "example")]
-    proc = run_script(args, cwd=tmp_path)
+    extra = {"model_ema": True, "model_ema_decay": 0.9} if ema else {}
+    proc = run_script(args + (["--model-ema", "--model-ema-decay", "0.9"] if ema else []), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    res = train(TrainConfig(**{**TINY, "max_train_samples": 96, "epochs": 2, "num_threads": 1},
+    res = train(TrainConfig(**{**TINY, "max_train_samples": 96, "epochs": 2, "num_threads": 1, **extra},
                             output_dir=str(tmp_path / "lib")))
+    assert ("raw_clean_top1" in res["metrics"]) == ema
     example = json.loads((tmp_path / "example" / "results.json").read_text())
     timing = ("samples_per_s", "epoch_time_s")
     assert [{k: v for k, v in h.items() if k not in timing} for h in example["history"]] == \
