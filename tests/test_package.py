@@ -198,6 +198,34 @@ def test_public_names_resolve():
     assert set(timm_dynmix.__all__) <= set(dir(timm_dynmix))
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         timm_dynmix.nope  # noqa: B018
+    import importlib
+
+    for package in map(importlib.import_module, ("timm_dynmix.data", "timm_dynmix.train")):  # lazy too
+        assert set(package.__all__) <= set(dir(package)), package.__name__
+        for name in package.__all__:
+            assert getattr(package, name) is not None, f"{package.__name__}.{name}"
+        with pytest.raises(AttributeError, match=f"module '{package.__name__}' has no attribute 'nope'"):
+            package.nope  # noqa: B018
+
+
+def test_lazy_exports_import_on_first_use_and_cache(monkeypatch):
+    import sys
+    import types
+
+    from timm_dynmix import _lazy
+
+    with pytest.raises(ValueError, match="'b' is exported from both 'm1' and 'm2'"):
+        _lazy.exports({"m1": ("a", "b"), "m2": ("b",)})
+    package = types.ModuleType("lazy_probe")
+    package.__all__ = ["loads", "renamed"]
+    monkeypatch.setitem(sys.modules, "lazy_probe", package)
+    monkeypatch.delitem(sys.modules, "json", raising=False)  # imported by the first access, not before
+    package.__getattr__, package.__dir__ = _lazy.attach("lazy_probe", {"loads": "json", "renamed": "json:dumps"})
+    assert "json" not in sys.modules and "renamed" in dir(package)
+    assert package.renamed({"a": 1}) == '{"a": 1}' and "json" in sys.modules
+    assert package.loads("[1]") == [1] and vars(package)["loads"] is sys.modules["json"].loads  # cached
+    with pytest.raises(AttributeError, match="module 'lazy_probe' has no attribute 'dumps'"):
+        package.dumps  # noqa: B018
 
 
 def test_old_module_paths_are_the_new_modules():

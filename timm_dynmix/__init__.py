@@ -15,15 +15,13 @@ architectures (``wrn40_2``, ...) are registered as soon as timm is imported, bef
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from timm_dynmix import _moved, _register
+from timm_dynmix import _lazy, _moved, _register
 from timm_dynmix.version import __version__
 
 # public name -> the module that defines it (imported on first access)
-_EXPORTS: dict[str, str] = {}
-for _module, _names in {
+_EXPORTS = _lazy.exports({
     "timm_dynmix.augment.config": ("DynMixConfig", "parse_config", "format_config", "is_dynmix"),
     "timm_dynmix.augment.dynmix": ("DynamicMixup", "MixParams", "mix"),
     "timm_dynmix.augment.batched": ("DynamicMixupBatch", "BatchParams"),
@@ -50,13 +48,10 @@ for _module, _names in {
     "timm_dynmix.robustness.report": ("build_report", "write_report", "compare_reports"),
     "timm_dynmix.robustness.metrics": ("ALEXNET_ERRORS", "rms_calibration_error", "expected_calibration_error", "mce",
                                        "relative_mce", "flip_probability", "top5_distance"),
-}.items():
-    _EXPORTS.update(dict.fromkeys(_names, _module))
-del _module, _names
-# renamed on the way out: public name -> (module, name there)
-_RENAMED = {"launch_timm_train": ("timm_dynmix.integrations.timm_train", "launch"),
-            "rewrite_timm_train_args": ("timm_dynmix.integrations.timm_train", "rewrite_args")}
-_SUBMODULES = ("models",)  # timm_dynmix.models: the CIFAR architectures
+})
+# renamed on the way out: public name -> module:name there
+_EXPORTS.update(launch_timm_train="timm_dynmix.integrations.timm_train:launch",
+                rewrite_timm_train_args="timm_dynmix.integrations.timm_train:rewrite_args")
 
 __all__ = [
     "__version__",
@@ -82,23 +77,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    elif name in _RENAMED:
-        module, attr = _RENAMED[name]
-        value = getattr(importlib.import_module(module), attr)
-    elif name in _SUBMODULES:
-        value = importlib.import_module(f"{__name__}.{name}")
-    else:
-        raise AttributeError(f"module 'timm_dynmix' has no attribute {name!r}")
-    globals()[name] = value  # later accesses skip __getattr__
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
-
+__getattr__, __dir__ = _lazy.attach(__name__, _EXPORTS, submodules=("models",))  # models: the CIFAR architectures
 
 _moved.install()
 _register.install()

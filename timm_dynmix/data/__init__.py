@@ -14,8 +14,7 @@ the names load their module on first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from timm_dynmix import _lazy
 
 _EXPORTS = {
     "DynMixViews": "timm_dynmix.data.views", "DynMixDataset": "timm_dynmix.data.views",
@@ -28,13 +27,4 @@ __all__ = ["DynMixViews", "DynMixDataset", "CheckImage", "collate_splits", "crea
            "SMALL_IMAGE_MAX"]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'timm_dynmix.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = _lazy.attach(__name__, _EXPORTS)

@@ -13,12 +13,12 @@ working; each loads its module on first use. The command line (``add_arguments``
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from timm_dynmix import _lazy
 
 # name -> the module that defines it
-_EXPORTS: dict[str, str] = {}
-for _module, _names in {
+_EXPORTS = _lazy.exports({
     "timm_dynmix.train.config": ("TrainConfig", "AUG_CHOICES", "load_recipe", "config_from_args"),
     "timm_dynmix.train.loop": ("train", "evaluate_top1", "create_train_model"),
     "timm_dynmix.train.checkpoint": ("find_latest_checkpoint",),
@@ -26,25 +26,14 @@ for _module, _names in {
     "timm_dynmix.data.memory": ("crop_flip_batch",),
     "timm_dynmix.runtime": ("cpu_has_native_bf16",),
     "timm_dynmix.cli.train": ("add_arguments", "run"),
-}.items():
-    _EXPORTS.update(dict.fromkeys(_names, _module))
-del _module, _names
+})
 
 __all__ = ["TrainConfig", "train", "add_arguments", "config_from_args", "load_recipe", "run", "EpochShardSampler",
            "find_latest_checkpoint", "AUG_CHOICES", "cpu_has_native_bf16", "crop_flip_batch", "evaluate_top1",
            "create_train_model"]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'timm_dynmix.train' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = _lazy.attach(__name__, _EXPORTS)
 
 
 if TYPE_CHECKING:
