@@ -273,21 +273,82 @@ def load_results(results_dir: Path) -> dict[str, list[dict[str, Any]]]:
     return by_arm
 
 
+def _mean(rs: list[dict[str, Any]], key: str) -> float:
+    return statistics.mean(r[key] for r in rs)
+
+
+def _spread(rs: list[dict[str, Any]], key: str) -> str:
+    return f"{statistics.stdev(r[key] for r in rs):.2f}" if len(rs) > 1 else "n/a (1 seed)"
+
+
+def _arm_row(arm: Arm, rs: list[dict[str, Any]], extra: str = "") -> str:
+    clean_rms = [r["rms_calibration_error_clean"] for r in rs if r.get("rms_calibration_error_clean") is not None]
+    rms = f"{_ms(clean_rms)} / {_ms([r['rms_calibration_error_corrupted'] for r in rs])}"
+    return (f"| {arm.label} | {arm.group} | {','.join(str(r['seed']) for r in rs)} | "
+            f"{_ms([r['clean_error'] for r in rs])} | {_ms([r['corruption_error'] for r in rs])} |{extra} {rms} | "
+            f"{_mean(rs, 'train_time_s') / 60:.1f} | {'-' if arm.paper is None else arm.paper} |")
+
+
+def comparisons(by_arm: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """The study's questions as differences of mean CIFAR-10-C error (points), each beside the seed spread."""
+    pairs = [("dynmix_jsd", "augmix_jsd", "DynMix + JSD (literal) against AugMix + JSD (paper ops)"),
+             ("dynmix_jsd", "augmix_timm_jsd", "DynMix + JSD (literal) against AugMix + JSD (timm's ops)"),
+             ("dynmix_jsd", "dynmix_linear_jsd", "the non-linear term: literal DynMix against its linear component"),
+             ("dynmix_jsd", "dynmix_nojsd", "the JSD loss, DynMix"),
+             ("augmix_jsd", "augmix_nojsd", "the JSD loss, AugMix"),
+             ("dynmix_jsd", "dynmix_single_jsd", "two mixed views against one, DynMix"),
+             ("augmix_jsd", "augmix_single_jsd", "two mixed views against one, AugMix")]
+    done = {n: rs for n, rs in by_arm.items() if rs}
+    variants = [n for n in DYNMIX_CANDIDATES if n in done]
+    if variants:
+        best = min(variants, key=lambda n: _mean(done[n], "corruption_error"))
+        if best != "dynmix_jsd":
+            pairs.insert(1, (best, "augmix_jsd", f"the best DynMix variant ({ARM_BY_NAME[best].label}) against "
+                                                 "AugMix + JSD (paper ops)"))
+    lines = []
+    for a, b, what in pairs:
+        if a in done and b in done:
+            d = _mean(done[a], "corruption_error") - _mean(done[b], "corruption_error")
+            sides = [f"{ARM_BY_NAME[n].label} {_mean(done[n], 'corruption_error'):.2f} over seeds "
+                     f"{','.join(str(r['seed']) for r in done[n])}" for n in (a, b)]
+            lines.append(f"- {what}: {d:+.2f} points of CIFAR-10-C error ({sides[0]}, {sides[1]}); seed std "
+                         f"{_spread(done[a], 'corruption_error')} / {_spread(done[b], 'corruption_error')}")
+    return lines
+
+
 def summary_markdown(by_arm: dict[str, list[dict[str, Any]]]) -> str:
-    """Paper-style tables (mean ± sample std over seeds where there are several) from the result files."""
-    lines = ["| arm | group | seeds | clean error (%) | CIFAR-10-C error (%) | RMS calib. clean / corrupted (%) | "
-             "train min | paper C10-C (WRN-40-2) |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+    """Paper-style tables (mean ± sample std over seeds where there are several) from the result files.
+
+    Table 1 layout (groups a and b), Table 5 layout (the ablations of group c beside the methods they ablate), the
+    study's questions as differences with the seed spread, then the error per corruption and per severity.
+    """
+    head = ("| arm | group | seeds | clean error (%) | CIFAR-10-C error (%) |{} RMS calib. clean / corrupted (%) | "
+            "train min | paper C10-C (WRN-40-2) |")
+    lines = ["Table 1 layout (the paper's methods, then the library's DynMix variants):", "",
+             head.format(""), "|---|---|---:|---:|---:|---:|---:|---:|"]
     for arm in ARMS:
-        rs = by_arm.get(arm.name)
-        if not rs:
-            continue
-        clean_rms = [r["rms_calibration_error_clean"] for r in rs if r.get("rms_calibration_error_clean") is not None]
-        rms = f"{_ms(clean_rms)} / {_ms([r['rms_calibration_error_corrupted'] for r in rs])}"
-        lines.append(f"| {arm.label} | {arm.group} | {','.join(str(r['seed']) for r in rs)} | "
-                     f"{_ms([r['clean_error'] for r in rs])} | {_ms([r['corruption_error'] for r in rs])} | {rms} | "
-                     f"{statistics.mean(r['train_time_s'] for r in rs) / 60:.1f} | "
-                     f"{'-' if arm.paper is None else arm.paper} |")
-    done = [a for a in ARMS if a.name in by_arm]
+        if arm.group in ("a", "b") and by_arm.get(arm.name):
+            lines.append(_arm_row(arm, by_arm[arm.name]))
+    ablated = {"dynmix_nojsd": "dynmix_jsd", "dynmix_linear_jsd": "dynmix_jsd", "dynmix_single_jsd": "dynmix_jsd",
+               "augmix_nojsd": "augmix_jsd", "augmix_single_jsd": "augmix_jsd"}
+    rows = []
+    for full in ("dynmix_jsd", "augmix_jsd"):
+        for name in (full, *[n for n, f in ablated.items() if f == full]):
+            rs = by_arm.get(name)
+            if not rs:
+                continue
+            delta = ""
+            if name != full and by_arm.get(full):
+                delta = f" {_mean(rs, 'corruption_error') - _mean(by_arm[full], 'corruption_error'):+.2f} |"
+            rows.append(_arm_row(ARM_BY_NAME[name], rs, delta or " |"))
+    if any(by_arm.get(n) for n in ablated):
+        lines += ["", "Table 5 layout (ablations beside the full method; change in CIFAR-10-C error, points):", "",
+                  head.format(" change |"), "|---|---|---:|---:|---:|---:|---:|---:|---:|", *rows]
+    found = comparisons(by_arm)
+    if found:
+        lines += ["", "Differences of mean CIFAR-10-C error (negative: the first arm is more robust), with the "
+                  "seed-to-seed standard deviation of each arm:", "", *found]
+    done = [a for a in ARMS if by_arm.get(a.name)]
     if done:
         corr = list(by_arm[done[0].name][0]["errors_by_corruption"])
         lines += ["", "Error per corruption (%, seed mean):", "",
@@ -296,7 +357,34 @@ def summary_markdown(by_arm: dict[str, list[dict[str, Any]]]) -> str:
         for c in corr:
             lines.append(f"| {c} | " + " | ".join(
                 f"{statistics.mean(r['errors_by_corruption'][c] for r in by_arm[a.name]):.1f}" for a in done) + " |")
+        sevs = sorted({s for a in done for r in by_arm[a.name] for s in r.get("errors_by_severity") or {}}, key=int)
+        if sevs:
+            lines += ["", "Mean CIFAR-10-C error per severity (%, seed mean):", "",
+                      "| severity | " + " | ".join(a.name for a in done) + " |", "|---|" + "---:|" * len(done)]
+            for s in sevs:
+                vals = [[r["errors_by_severity"][s] for r in by_arm[a.name] if s in (r.get("errors_by_severity") or {})]
+                        for a in done]
+                lines.append(f"| {s} | " + " | ".join(f"{statistics.mean(v):.1f}" if v else "-" for v in vals) + " |")
     return "\n".join(lines) + "\n"
+
+
+def compare_plots(study: Study) -> list[Path]:
+    """Per-corruption error of the arms side by side (``timm-dynmix eval --compare``'s plot), from the seed-0
+    evaluation reports in the work dir: one figure for group a, one for groups b and c beside literal DynMix and
+    AugMix + JSD."""
+    from timm_dynmix.robustness.report import compare_plot
+
+    figures = {"compare_table1.png": [a for a in ARMS if a.group == "a"],
+               "compare_variants_ablations.png": [ARM_BY_NAME["augmix_jsd"], ARM_BY_NAME["dynmix_jsd"],
+                                                  *[a for a in ARMS if a.group in ("b", "c")]]}
+    written = []
+    for name, arms in figures.items():
+        reports = [f"{a.name}={study.run_dir(a.name, 0) / 'eval-cifar10-c'}" for a in arms
+                   if (study.run_dir(a.name, 0) / "eval-cifar10-c" / "report.json").is_file()]
+        if len(reports) >= 2:
+            compare_plot(reports, study.results / name)
+            written.append(study.results / name)
+    return written
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -312,7 +400,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--arms", default=None, help="comma-separated arm names instead of groups")
     p.add_argument("--seeds", default=None, help="comma-separated seeds for the selected arms (default: 0)")
     p.add_argument("--list", action="store_true", help="print the plan and what is done, run nothing")
-    p.add_argument("--summary", action="store_true", help="write summary.md from the result files, run nothing")
+    p.add_argument("--summary", action="store_true",
+                   help="write summary.md from the result files (and the comparison plots from the seed-0 reports in "
+                        "the work dir), run nothing")
     p.add_argument("extra_train_args", nargs="*", help="after --: extra flags for every training run")
     args = p.parse_args(argv)
     args.argv = argv
@@ -329,6 +419,8 @@ def main(argv: list[str] | None = None) -> int:
                                                      for k, v in load_results(study.results).items()})
         (study.results / "summary.md").write_text(text)
         print(text)
+        for f in compare_plots(study):
+            print(f"wrote {_display(str(f))}")
         return 0
     todo = study.plan()
     if args.list:

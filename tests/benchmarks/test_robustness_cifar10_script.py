@@ -24,7 +24,8 @@ def _load():
 def _fake_result(arm: str, seed: int, corruption_error: float, clean_error: float = 10.0) -> dict:
     return {"arm": arm, "seed": seed, "clean_error": clean_error, "corruption_error": corruption_error,
             "rms_calibration_error_clean": 5.0, "rms_calibration_error_corrupted": 12.0, "train_time_s": 600.0,
-            "errors_by_corruption": {"fog": corruption_error + 1, "snow": corruption_error - 1}}
+            "errors_by_corruption": {"fog": corruption_error + 1, "snow": corruption_error - 1},
+            "errors_by_severity": {"1": corruption_error - 2, "5": corruption_error + 2}}
 
 
 def test_plan_priority_order_and_best_variant(tmp_path, capsys):
@@ -63,7 +64,23 @@ def test_summary_mean_and_std_over_seeds(tmp_path):
     assert "| 0,1,2 |" in row and "| 12.00 ± 2.00 |" in row and "| 26.9 |" in row  # sample std of 10, 12, 14
     row = next(line for line in text.splitlines() if line.startswith("| AugMix + JSD (paper ops) |"))
     assert "| 9.50 |" in row and "| 11.2 |" in row
-    assert "| fog | 13.0 | 10.5 |" in text
+    assert "| fog | 13.0 | 10.5 |" in text and "| 5 | 14.0 | 11.5 |" in text  # per corruption, per severity
+    assert "Table 5 layout" not in text  # no ablation finished yet
+    for seed, err in enumerate((8.0, 9.0)):
+        study._write_json(tmp_path / f"dynmix_jsd_seed{seed}.json", _fake_result("dynmix_jsd", seed, err))
+    study._write_json(tmp_path / "dynmix_linear_jsd_seed0.json", _fake_result("dynmix_linear_jsd", 0, 10.0))
+    study._write_json(tmp_path / "dynmix_blend_jsd_seed0.json", _fake_result("dynmix_blend_jsd", 0, 7.0))
+    text = study.summary_markdown(study.load_results(tmp_path))
+    table5 = text.split("Table 5 layout")[1].split("\n\n")[1].splitlines()
+    assert table5[2].startswith("| DynMix + JSD (literal) | a | 0,1 | 10.00 ± 0.00 | 8.50 ± 0.71 | | 5.00 ± 0.00 / "
+                                "12.00 ± 0.00 |")
+    assert table5[3].startswith("| DynMix + JSD, linear component only | c | 0 | 10.00 | 10.00 | +1.50 |")
+    assert table5[4].startswith("| AugMix + JSD (paper ops) | a | 0 | 10.00 | 9.50 | | 5.00 / 12.00 |")
+    assert ("- DynMix + JSD (literal) against AugMix + JSD (paper ops): -1.00 points of CIFAR-10-C error (DynMix + "
+            "JSD (literal) 8.50 over seeds 0,1, AugMix + JSD (paper ops) 9.50 over seeds 0); seed std 0.71 / n/a (1 "
+            "seed)") in text
+    assert "- the best DynMix variant (DynMix + JSD, skip blend) against AugMix + JSD (paper ops): -2.50 points" in text
+    assert "- the non-linear term: literal DynMix against its linear component: -1.50 points" in text
 
 
 @pytest.mark.usefixtures("eval_extra")
@@ -104,5 +121,7 @@ def test_tiny_study_end_to_end_and_resume(tmp_path):
     stamps = {p: p.stat().st_mtime_ns for p in (work / "runs").rglob("results.json")}
     assert study.main(argv) == 0
     assert {p: p.stat().st_mtime_ns for p in (work / "runs").rglob("results.json")} == stamps
-    assert study.main(["--results-dir", str(results), "--summary"]) == 0
+    assert study.main(["--results-dir", str(results), "--work-dir", str(work), "--summary"]) == 0
     assert "| DynMix + JSD (literal) |" in (results / "summary.md").read_text()
+    assert (results / "compare_table1.png").is_file()  # standard and dynmix_jsd side by side
+    assert not (results / "compare_variants_ablations.png").exists()  # only one of its arms ran

@@ -484,3 +484,40 @@ def test_imagenet_3dcc_uses_its_own_corruptions_and_baseline(tmp_path):
     custom = build_report(result, model, meta={"name": "imagenet-3dcc"}, baseline={"near_focus": 0.5,
                                                                                  "fog_3d": [0.25] * 5})
     assert custom["mce"] == pytest.approx(100 * (1.0 + 2.0) / 2, abs=1e-3)
+
+
+def _fake_report(folder: Path, per_corruption: dict[str, float], clean: float) -> Path:
+    folder.mkdir(parents=True)
+    report = {"benchmark": "cifar-c-regenerated", "model": {"name": "m"}, "clean_error": clean,
+              "corruption_error": sum(per_corruption.values()) / len(per_corruption), "per_corruption": per_corruption}
+    (folder / "report.json").write_text(json.dumps(report), encoding="utf-8")
+    return folder
+
+
+def test_compare_labels_and_plot(tmp_path):
+    from timm_dynmix.robustness.report import compare_plot, load_reports
+
+    a = _fake_report(tmp_path / "runs" / "standard_seed0" / "eval", {"gaussian_noise": 60.0, "fog": 20.0}, 9.0)
+    b = _fake_report(tmp_path / "runs" / "dynmix_seed0" / "eval", {"gaussian_noise": 30.0, "fog": 25.0}, 10.0)
+    # the shared folder name "eval" tells nothing: the labels are the parts that differ; LABEL=DIR overrides
+    assert [label for label, _ in load_reports([a, b])] == ["standard_seed0", "dynmix_seed0"]
+    assert [label for label, _ in load_reports([f"ours={a}", b])] == ["ours", "dynmix_seed0"]
+    assert "| standard_seed0 (`m`) | dynmix_seed0 (`m`) |" in compare_reports([a, b])
+    plotted = compare_plot([a, b], tmp_path / "cmp" / "compare.png")
+    assert plotted["labels"] == ["standard_seed0", "dynmix_seed0"]
+    assert plotted["groups"] == ["gaussian_noise", "fog", "clean", "mean -C"]
+    assert plotted["errors"] == [[60.0, 20.0, 9.0, 40.0], [30.0, 25.0, 10.0, 27.5]]
+    assert (tmp_path / "cmp" / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["eval", "--compare", f"std={a}", f"dyn={b}", "--out", str(tmp_path / "cli")]) == 0
+    assert (tmp_path / "cli" / "compare.png").is_file() and "| std (`m`) | dyn (`m`) |" in (
+        tmp_path / "cli" / "compare.md").read_text()
+    with pytest.raises(FileNotFoundError, match=r"no report\.json in"):
+        load_reports([tmp_path / "runs"])
+    clean_only = []
+    for name in ("p", "q"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "report.json").write_text(json.dumps({"benchmark": "x", "clean_error": 1.0}), "utf-8")
+        clean_only.append(tmp_path / name)
+    assert np.isnan(compare_plot([clean_only[0], a], tmp_path / "x.png")["errors"][0][0])  # missing: a gap
+    with pytest.raises(ValueError, match="no corruption errors to plot"):
+        compare_plot(clean_only, tmp_path / "x.png")

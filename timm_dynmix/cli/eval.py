@@ -55,7 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", default=None, help="benchmark name in the report (default: from --benchmark)")
     parser.add_argument("--out", default=None, help="report folder (report.json, report.md, plots/)")
     parser.add_argument("--compare", nargs="+", default=None, metavar="REPORT_DIR",
-                        help="print (and with --out write compare.md) a side-by-side table of reports; no model")
+                        help="print a side-by-side table of reports, each REPORT_DIR or LABEL=REPORT_DIR (with --out "
+                             "also write compare.md and compare.png, the error per corruption side by side); no model")
     parser.add_argument("--no-plots", action="store_true")
     parser.add_argument("--no-progress", action="store_true")
 
@@ -93,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
         if args.out:
             Path(args.out).mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(Path(args.out) / "compare.md", (text + "\n").encode("utf-8"))
+            if not args.no_plots and any(r.get("per_corruption") for _, r in rep.load_reports(args.compare)):
+                rep.compare_plot(args.compare, Path(args.out) / "compare.png")
         return 0
     if not args.model or not args.benchmark or not args.out:
         raise ValueError("eval needs --model, --benchmark and --out (or --compare REPORT_DIR ...)")

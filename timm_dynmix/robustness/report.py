@@ -423,18 +423,57 @@ def write_report(report: dict[str, Any], folder: str | os.PathLike, plots: bool 
     return folder
 
 
-def compare_reports(folders: Sequence[str | os.PathLike]) -> str:
-    """A side-by-side markdown table of several ``report.json`` (clean, corruption, mCE, RMS, per corruption)."""
-    reports = []
+def _report_labels(paths: Sequence[Path]) -> list[str]:
+    """The shortest trailing path parts that tell the report folders apart (``a/eval``, ``b/eval``: ``a``, ``b``)."""
+    parts = [p.parts for p in paths]
+    for k in range(1, max(len(q) for q in parts) + 1):
+        labels = ["/".join(q[-k:]) for q in parts]
+        if len(set(labels)) == len(labels):
+            if k > 1 and len({q[-1] for q in parts}) == 1:  # a shared last part (eval-cifar10-c) says nothing
+                labels = ["/".join(q[-k:-1]) for q in parts]
+            return labels
+    return [str(p) for p in paths]
+
+
+def load_reports(folders: Sequence[str | os.PathLike]) -> list[tuple[str, dict[str, Any]]]:
+    """Read several ``report.json`` for a comparison, each with a label.
+
+    Args:
+        folders: report folders (or ``report.json`` files), each optionally written ``LABEL=FOLDER``; without a label
+            the folder's name is used, or as many trailing path parts as tell the folders apart.
+
+    Returns:
+        ``(label, report)`` pairs in the given order.
+    """
+    labels, paths = [], []
     for f in folders:
-        path = Path(f)
+        text = os.fspath(f)
+        label, sep, rest = text.partition("=")
+        given = bool(sep) and bool(label) and "/" not in label and not Path(text).exists()
+        path = Path(rest if given else text)
         file = path / REPORT_JSON if path.is_dir() else path
         if not file.is_file():
             raise FileNotFoundError(f"no {REPORT_JSON} in {path}")
+        labels.append(label if given else None)
+        paths.append(path if path.is_dir() else path.parent)
+    auto = _report_labels(paths) if paths else []
+    reports = []
+    for label, fallback, path in zip(labels, auto, paths):
+        file = path / REPORT_JSON
         try:
-            reports.append((path.name if path.is_dir() else path.parent.name, json.loads(file.read_text("utf-8"))))
+            reports.append((label or fallback, json.loads(file.read_text("utf-8"))))
         except json.JSONDecodeError as e:
             raise ValueError(f"{file} is not valid JSON: {e}") from None
+    return reports
+
+
+def compare_reports(folders: Sequence[str | os.PathLike]) -> str:
+    """A side-by-side markdown table of several ``report.json`` (clean, corruption, mCE, RMS, per corruption).
+
+    Args:
+        folders: report folders, each optionally ``LABEL=FOLDER`` (see :func:`load_reports`).
+    """
+    reports = load_reports(folders)
     if len(reports) < 2:
         raise ValueError("--compare needs at least two report folders")
     benches = {r["benchmark"] for _, r in reports}
@@ -455,3 +494,54 @@ def compare_reports(folders: Sequence[str | os.PathLike]) -> str:
     for p in fp:
         lines.append(f"| FP {p} | " + " | ".join(_f(r.get("flip_probability", {}).get(p)) for _, r in reports) + " |")
     return "\n".join(lines)
+
+
+def compare_plot(folders: Sequence[str | os.PathLike], path: str | os.PathLike) -> dict[str, Any]:
+    """Plot the error per corruption of several reports side by side (grouped bars) into a PNG file.
+
+    One group of bars per benchmark corruption, then the clean error and the mean corruption error; one bar per
+    report. Extra (validation) corruptions are left out, as they are out of the benchmark mean.
+
+    Args:
+        folders: report folders, each optionally ``LABEL=FOLDER`` (see :func:`load_reports`).
+        path: the PNG file to write.
+
+    Returns:
+        What was plotted: ``{"labels": [...], "groups": [...], "errors": [[per group] per report]}`` (NaN where a
+        report lacks a value).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    reports = load_reports(folders)
+    if len(reports) < 2:
+        raise ValueError("--compare needs at least two report folders")
+    corr = list(dict.fromkeys(c for _, r in reports for c in r.get("per_corruption", {})))
+    if not corr:
+        raise ValueError("the reports have no corruption errors to plot (a -C benchmark report is needed)")
+    groups = [*corr, "clean", "mean -C"]
+    errors = [[r.get("per_corruption", {}).get(c) for c in corr] + [r.get("clean_error"), r.get("corruption_error")]
+              for _, r in reports]
+    grid = np.array([[np.nan if v is None else v for v in row] for row in errors], dtype=float)
+    n = len(reports)
+    width = 0.8 / n
+    fig, ax = plt.subplots(figsize=(min(16.0, max(8.0, 0.22 * n * len(groups) + 2)), 4.2))
+    x = np.arange(len(groups))
+    for k, (label, _) in enumerate(reports):
+        ax.bar(x + (k - (n - 1) / 2) * width, grid[k], width, label=label)
+    ax.set_xticks(x, [_SHORT.get(g, g) for g in groups], rotation=45, ha="right")
+    ax.set_ylabel("top-1 error (%)")
+    benches = sorted({r["benchmark"] for _, r in reports})
+    ax.set_title(f"Error per corruption, {', '.join(benches)}")
+    ax.legend(fontsize=7, ncol=min(n, 4))
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return {"labels": [label for label, _ in reports], "groups": groups, "errors": grid.tolist()}
