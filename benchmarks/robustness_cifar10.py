@@ -365,6 +365,14 @@ def summary_markdown(by_arm: dict[str, list[dict[str, Any]]]) -> str:
                 vals = [[r["errors_by_severity"][s] for r in by_arm[a.name] if s in (r.get("errors_by_severity") or {})]
                         for a in done]
                 lines.append(f"| {s} | " + " | ".join(f"{statistics.mean(v):.1f}" if v else "-" for v in vals) + " |")
+        extras = list(dict.fromkeys(c for a in done for r in by_arm[a.name] for c in r.get("extra_corruptions") or {}))
+        if extras:
+            lines += ["", "The 4 extra (validation) corruptions, not in the CIFAR-10-C mean (%, seed mean):", "",
+                      "| corruption | " + " | ".join(a.name for a in done) + " |", "|---|" + "---:|" * len(done)]
+            for c in extras:
+                vals = [[r["extra_corruptions"][c] for r in by_arm[a.name] if c in (r.get("extra_corruptions") or {})]
+                        for a in done]
+                lines.append(f"| {c} | " + " | ".join(f"{statistics.mean(v):.1f}" if v else "-" for v in vals) + " |")
     return "\n".join(lines) + "\n"
 
 

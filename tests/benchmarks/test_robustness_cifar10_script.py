@@ -25,7 +25,8 @@ def _fake_result(arm: str, seed: int, corruption_error: float, clean_error: floa
     return {"arm": arm, "seed": seed, "clean_error": clean_error, "corruption_error": corruption_error,
             "rms_calibration_error_clean": 5.0, "rms_calibration_error_corrupted": 12.0, "train_time_s": 600.0,
             "errors_by_corruption": {"fog": corruption_error + 1, "snow": corruption_error - 1},
-            "errors_by_severity": {"1": corruption_error - 2, "5": corruption_error + 2}}
+            "errors_by_severity": {"1": corruption_error - 2, "5": corruption_error + 2},
+            "extra_corruptions": {"spatter": corruption_error / 2}}
 
 
 def test_plan_priority_order_and_best_variant(tmp_path, capsys):
@@ -65,6 +66,7 @@ def test_summary_mean_and_std_over_seeds(tmp_path):
     row = next(line for line in text.splitlines() if line.startswith("| AugMix + JSD (paper ops) |"))
     assert "| 9.50 |" in row and "| 11.2 |" in row
     assert "| fog | 13.0 | 10.5 |" in text and "| 5 | 14.0 | 11.5 |" in text  # per corruption, per severity
+    assert "| spatter | 6.0 | 4.8 |" in text.split("extra (validation) corruptions")[1]
     assert "Table 5 layout" not in text  # no ablation finished yet
     for seed, err in enumerate((8.0, 9.0)):
         study._write_json(tmp_path / f"dynmix_jsd_seed{seed}.json", _fake_result("dynmix_jsd", seed, err))
