@@ -68,8 +68,13 @@ def subset(n_total: int, n: int, seed: int = 0) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n_total, size=n, replace=False))
 
 
-def compute_limit(model_name: str, batch_size: int, steps: int, precision: str, threads: int) -> float:
-    """Images/s of fwd + bwd + SGD step with the JSD loss on 3-view batches already in memory (random pixels)."""
+def compute_limit(model_name: str, batch_size: int, steps: int, precision: str, threads: int,
+                  compile_model: bool = False) -> float:
+    """Images/s of fwd + bwd + SGD step with the JSD loss on 3-view batches already in memory (random pixels).
+
+    With ``compile_model`` the model runs through ``torch.compile`` (default inductor mode); its compilation happens
+    in the 2 warm-up steps, which are not timed.
+    """
     import timm
 
     import timm_dynmix.models.cifar  # noqa: F401
@@ -83,13 +88,14 @@ def compute_limit(model_name: str, batch_size: int, steps: int, precision: str, 
     model = model.to(memory_format=fmt).train()
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
     criterion = JsdLoss(num_splits=3, weight=12.0)
+    forward = torch.compile(model) if compile_model else model
     batches = [torch.randn(3 * batch_size, 3, 32, 32).contiguous(memory_format=fmt) for _ in range(2)]
     y = torch.randint(0, 10, (batch_size,))
     times = []
     for i in range(steps + 2):
         start = time.perf_counter()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            logits = model(batches[i % 2])
+            logits = forward(batches[i % 2])
         loss = criterion(logits.float(), y)
         loss.backward()
         opt.step()
@@ -147,6 +153,8 @@ def main() -> None:
     parser.add_argument("--timm-train-py", default=None, help="path of timm's train.py (rows skipped without it)")
     parser.add_argument("--timm-workers", type=int, default=1, help="DataLoader workers of timm's train.py")
     parser.add_argument("--variants", nargs="*", default=None, help="labels of trainer rows to run (default: all)")
+    parser.add_argument("--compile", action="store_true",
+                        help="add a compute-limit row with torch.compile (bf16 + channels-last; compile time untimed)")
     parser.add_argument("--json", default=None, help="write the results here")
     args = parser.parse_args()
     threads = args.threads or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
@@ -179,6 +187,11 @@ def main() -> None:
         rows.append({"row": f"compute limit (JSD step on 3-view batches in memory), {precision}",
                      "images_per_s": ips, "views_per_image": 3, "precision": precision,
                      "channels_last": precision == "bf16", "data_in_memory": True})
+    if args.compile:
+        ips = compute_limit(args.model, args.batch_size, args.steps, "bf16", threads, compile_model=True)
+        rows.append({"row": "compute limit (JSD step on 3-view batches in memory), bf16, torch.compile",
+                     "images_per_s": ips, "views_per_image": 3, "precision": "bf16", "channels_last": True,
+                     "data_in_memory": True})
     if args.timm_train_py:
         path = Path(args.timm_train_py).resolve()
         with tempfile.TemporaryDirectory() as tmp:
