@@ -316,6 +316,22 @@ def comparisons(by_arm: dict[str, list[dict[str, Any]]]) -> list[str]:
     return lines
 
 
+def _per_key_table(by_arm: dict[str, list[dict[str, Any]]], done: list[Arm], key: str, title: str,
+                   first: str) -> list[str]:
+    """A table of one per-arm mapping of the result files (error per corruption, ...): rows its keys, columns the
+    arms, cells the mean over the arm's seeds ("-" where no seed has the key)."""
+    rows = list(dict.fromkeys(k for a in done for r in by_arm[a.name] for k in r.get(key) or {}))
+    if key == "errors_by_severity":
+        rows.sort(key=int)
+    if not rows:
+        return []
+    lines = ["", title, "", f"| {first} | " + " | ".join(a.name for a in done) + " |", "|---|" + "---:|" * len(done)]
+    for k in rows:
+        vals = [[r[key][k] for r in by_arm[a.name] if k in (r.get(key) or {})] for a in done]
+        lines.append(f"| {k} | " + " | ".join(f"{statistics.mean(v):.1f}" if v else "-" for v in vals) + " |")
+    return lines
+
+
 def summary_markdown(by_arm: dict[str, list[dict[str, Any]]]) -> str:
     """Paper-style tables (mean ± sample std over seeds where there are several) from the result files.
 
@@ -349,30 +365,11 @@ def summary_markdown(by_arm: dict[str, list[dict[str, Any]]]) -> str:
         lines += ["", "Differences of mean CIFAR-10-C error (negative: the first arm is more robust), with the "
                   "seed-to-seed standard deviation of each arm:", "", *found]
     done = [a for a in ARMS if by_arm.get(a.name)]
-    if done:
-        corr = list(by_arm[done[0].name][0]["errors_by_corruption"])
-        lines += ["", "Error per corruption (%, seed mean):", "",
-                  "| corruption | " + " | ".join(a.name for a in done) + " |",
-                  "|---|" + "---:|" * len(done)]
-        for c in corr:
-            lines.append(f"| {c} | " + " | ".join(
-                f"{statistics.mean(r['errors_by_corruption'][c] for r in by_arm[a.name]):.1f}" for a in done) + " |")
-        sevs = sorted({s for a in done for r in by_arm[a.name] for s in r.get("errors_by_severity") or {}}, key=int)
-        if sevs:
-            lines += ["", "Mean CIFAR-10-C error per severity (%, seed mean):", "",
-                      "| severity | " + " | ".join(a.name for a in done) + " |", "|---|" + "---:|" * len(done)]
-            for s in sevs:
-                vals = [[r["errors_by_severity"][s] for r in by_arm[a.name] if s in (r.get("errors_by_severity") or {})]
-                        for a in done]
-                lines.append(f"| {s} | " + " | ".join(f"{statistics.mean(v):.1f}" if v else "-" for v in vals) + " |")
-        extras = list(dict.fromkeys(c for a in done for r in by_arm[a.name] for c in r.get("extra_corruptions") or {}))
-        if extras:
-            lines += ["", "The 4 extra (validation) corruptions, not in the CIFAR-10-C mean (%, seed mean):", "",
-                      "| corruption | " + " | ".join(a.name for a in done) + " |", "|---|" + "---:|" * len(done)]
-            for c in extras:
-                vals = [[r["extra_corruptions"][c] for r in by_arm[a.name] if c in (r.get("extra_corruptions") or {})]
-                        for a in done]
-                lines.append(f"| {c} | " + " | ".join(f"{statistics.mean(v):.1f}" if v else "-" for v in vals) + " |")
+    for key, title, first in (("errors_by_corruption", "Error per corruption (%, seed mean):", "corruption"),
+                              ("errors_by_severity", "Mean CIFAR-10-C error per severity (%, seed mean):", "severity"),
+                              ("extra_corruptions", "The 4 extra (validation) corruptions, not in the CIFAR-10-C mean "
+                                                    "(%, seed mean):", "corruption")):
+        lines += _per_key_table(by_arm, done, key, title, first)
     return "\n".join(lines) + "\n"
 
 
