@@ -419,9 +419,9 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--priority takes groups a, b, c, d; got {', '.join(sorted(bad))}")
     study = Study(args)
     if args.summary:
-        text = summary_markdown(load_results(study.results))
-        _write_json(study.results / "summary.json", {k: [r["corruption_error"] for r in v]
-                                                     for k, v in load_results(study.results).items()})
+        by_arm = load_results(study.results)
+        text = summary_markdown(by_arm)
+        _write_json(study.results / "summary.json", {k: [r["corruption_error"] for r in v] for k, v in by_arm.items()})
         (study.results / "summary.md").write_text(text)
         print(text)
         for f in compare_plots(study):

@@ -503,6 +503,7 @@ def test_compare_labels_and_plot(tmp_path):
     assert [label for label, _ in load_reports([a, b])] == ["standard_seed0", "dynmix_seed0"]
     assert [label for label, _ in load_reports([f"ours={a}", b])] == ["ours", "dynmix_seed0"]
     assert "| standard_seed0 (`m`) | dynmix_seed0 (`m`) |" in compare_reports([a, b])
+    assert compare_reports(load_reports([a, b])) == compare_reports([a, b])  # loaded once, used as they are
     plotted = compare_plot([a, b], tmp_path / "cmp" / "compare.png")
     assert plotted["labels"] == ["standard_seed0", "dynmix_seed0"]
     assert plotted["groups"] == ["gaussian_noise", "fog", "clean", "mean -C"]

@@ -89,13 +89,14 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("accelerate").setLevel(logging.WARNING)
     if args.compare:
-        text = rep.compare_reports(args.compare)
+        reports = rep.load_reports(args.compare)
+        text = rep.compare_reports(reports)
         print(text)
         if args.out:
             Path(args.out).mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(Path(args.out) / "compare.md", (text + "\n").encode("utf-8"))
-            if not args.no_plots and any(r.get("per_corruption") for _, r in rep.load_reports(args.compare)):
-                rep.compare_plot(args.compare, Path(args.out) / "compare.png")
+            if not args.no_plots and any(r.get("per_corruption") for _, r in reports):
+                rep.compare_plot(reports, Path(args.out) / "compare.png")
         return 0
     if not args.model or not args.benchmark or not args.out:
         raise ValueError("eval needs --model, --benchmark and --out (or --compare REPORT_DIR ...)")

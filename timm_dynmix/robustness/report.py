@@ -467,13 +467,24 @@ def load_reports(folders: Sequence[str | os.PathLike]) -> list[tuple[str, dict[s
     return reports
 
 
-def compare_reports(folders: Sequence[str | os.PathLike]) -> str:
+_Reports = Sequence[str | os.PathLike] | Sequence[tuple[str, dict[str, Any]]]
+
+
+def _loaded(items: _Reports) -> list[tuple[str, dict[str, Any]]]:
+    """``(label, report)`` pairs as they are, or report folders read with :func:`load_reports`."""
+    if all(isinstance(i, tuple) for i in items):
+        return list(items)
+    return load_reports(items)
+
+
+def compare_reports(folders: _Reports) -> str:
     """A side-by-side markdown table of several ``report.json`` (clean, corruption, mCE, RMS, per corruption).
 
     Args:
-        folders: report folders, each optionally ``LABEL=FOLDER`` (see :func:`load_reports`).
+        folders: report folders, each optionally ``LABEL=FOLDER`` (see :func:`load_reports`), or the
+            ``(label, report)`` pairs it returned.
     """
-    reports = load_reports(folders)
+    reports = _loaded(folders)
     if len(reports) < 2:
         raise ValueError("--compare needs at least two report folders")
     benches = {r["benchmark"] for _, r in reports}
@@ -496,14 +507,15 @@ def compare_reports(folders: Sequence[str | os.PathLike]) -> str:
     return "\n".join(lines)
 
 
-def compare_plot(folders: Sequence[str | os.PathLike], path: str | os.PathLike) -> dict[str, Any]:
+def compare_plot(folders: _Reports, path: str | os.PathLike) -> dict[str, Any]:
     """Plot the error per corruption of several reports side by side (grouped bars) into a PNG file.
 
     One group of bars per benchmark corruption, then the clean error and the mean corruption error; one bar per
     report. Extra (validation) corruptions are left out, as they are out of the benchmark mean.
 
     Args:
-        folders: report folders, each optionally ``LABEL=FOLDER`` (see :func:`load_reports`).
+        folders: report folders, each optionally ``LABEL=FOLDER`` (see :func:`load_reports`), or the
+            ``(label, report)`` pairs it returned.
         path: the PNG file to write.
 
     Returns:
@@ -515,7 +527,7 @@ def compare_plot(folders: Sequence[str | os.PathLike], path: str | os.PathLike) 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
-    reports = load_reports(folders)
+    reports = _loaded(folders)
     if len(reports) < 2:
         raise ValueError("--compare needs at least two report folders")
     corr = list(dict.fromkeys(c for _, r in reports for c in r.get("per_corruption", {})))
