@@ -373,10 +373,10 @@ def summary_markdown(by_arm: dict[str, list[dict[str, Any]]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def compare_plots(study: Study) -> list[Path]:
-    """Per-corruption error of the arms side by side (``timm-dynmix eval --compare``'s plot), from the seed-0
-    evaluation reports in the work dir: one figure for group a, one for groups b and c beside literal DynMix and
-    AugMix + JSD."""
+def compare_plots(by_arm: dict[str, list[dict[str, Any]]], out_dir: Path) -> list[Path]:
+    """Per-corruption error of the arms side by side (``timm-dynmix eval --compare``'s plot), from the seed-0 result
+    files (not the work dir, which may hold only some arms' reports): one figure for group a, one for groups b and c
+    beside literal DynMix and AugMix + JSD. Arms without a seed-0 result are left out; a figure needs two arms."""
     from timm_dynmix.robustness.report import compare_plot
 
     figures = {"compare_table1.png": [a for a in ARMS if a.group == "a"],
@@ -384,11 +384,18 @@ def compare_plots(study: Study) -> list[Path]:
                                                   *[a for a in ARMS if a.group in ("b", "c")]]}
     written = []
     for name, arms in figures.items():
-        reports = [f"{a.name}={study.run_dir(a.name, 0) / 'eval-cifar10-c'}" for a in arms
-                   if (study.run_dir(a.name, 0) / "eval-cifar10-c" / "report.json").is_file()]
+        reports = []
+        for a in arms:
+            r = next((r for r in by_arm.get(a.name, []) if r.get("seed") == 0 and r.get("errors_by_corruption")), None)
+            if r is not None:
+                bench = r.get("benchmark")
+                reports.append((a.name, {"per_corruption": r["errors_by_corruption"], "clean_error": r["clean_error"],
+                                         "corruption_error": r["corruption_error"],
+                                         "benchmark": bench.get("name", "") if isinstance(bench, dict) else
+                                         str(bench or "")}))
         if len(reports) >= 2:
-            compare_plot(reports, study.results / name)
-            written.append(study.results / name)
+            compare_plot(reports, out_dir / name)
+            written.append(out_dir / name)
     return written
 
 
@@ -406,8 +413,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", default=None, help="comma-separated seeds for the selected arms (default: 0)")
     p.add_argument("--list", action="store_true", help="print the plan and what is done, run nothing")
     p.add_argument("--summary", action="store_true",
-                   help="write summary.md from the result files (and the comparison plots from the seed-0 reports in "
-                        "the work dir), run nothing")
+                   help="write summary.md and the comparison plots from the result files, run nothing")
     p.add_argument("extra_train_args", nargs="*", help="after --: extra flags for every training run")
     args = p.parse_args(argv)
     args.argv = argv
@@ -424,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
         _write_json(study.results / "summary.json", {k: [r["corruption_error"] for r in v] for k, v in by_arm.items()})
         (study.results / "summary.md").write_text(text)
         print(text)
-        for f in compare_plots(study):
+        for f in compare_plots(by_arm, study.results):
             print(f"wrote {_display(str(f))}")
         return 0
     todo = study.plan()

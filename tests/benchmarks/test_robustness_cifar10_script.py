@@ -125,5 +125,32 @@ def test_tiny_study_end_to_end_and_resume(tmp_path):
     assert {p: p.stat().st_mtime_ns for p in (work / "runs").rglob("results.json")} == stamps
     assert study.main(["--results-dir", str(results), "--work-dir", str(work), "--summary"]) == 0
     assert "| DynMix + JSD (literal) |" in (results / "summary.md").read_text()
-    assert (results / "compare_table1.png").is_file()  # standard and dynmix_jsd side by side
+    assert (results / "compare_table1.png").is_file()  # standard and dynmix_jsd side by side, from their JSONs
     assert not (results / "compare_variants_ablations.png").exists()  # only one of its arms ran
+
+
+def test_summary_plots_come_from_the_result_files(tmp_path, monkeypatch):
+    """--summary draws the comparison figures from the seed-0 result JSONs alone: a work dir without any evaluation
+    report (a fresh machine) still gets every finished arm in the plots, and seeds 1-2 are not mixed in."""
+    import timm_dynmix.robustness.report as report
+
+    study = _load()
+    results = tmp_path / "results"
+    for name, err in (("standard", 29.0), ("augmix_jsd", 16.0), ("dynmix_jsd", 20.0), ("dynmix_upright_jsd", 17.0)):
+        study._write_json(results / f"{name}_seed0.json", _fake_result(name, 0, err))
+    study._write_json(results / "dynmix_jsd_seed1.json", _fake_result("dynmix_jsd", 1, 50.0))
+    drawn = {}
+    real = report.compare_plot
+
+    def spy(reports, path):
+        drawn[Path(path).name] = real(reports, path)
+        return drawn[Path(path).name]
+
+    monkeypatch.setattr(report, "compare_plot", spy)
+    assert study.main(["--results-dir", str(results), "--work-dir", str(tmp_path / "empty-work"), "--summary"]) == 0
+    assert (results / "compare_table1.png").is_file() and (results / "compare_variants_ablations.png").is_file()
+    table1 = drawn["compare_table1.png"]
+    assert table1["labels"] == ["standard", "augmix_jsd", "dynmix_jsd"]
+    assert table1["groups"] == ["fog", "snow", "clean", "mean -C"]
+    assert table1["errors"][2] == [21.0, 19.0, 10.0, 20.0]  # dynmix_jsd seed 0, not seed 1's 50.0
+    assert drawn["compare_variants_ablations.png"]["labels"] == ["augmix_jsd", "dynmix_jsd", "dynmix_upright_jsd"]
