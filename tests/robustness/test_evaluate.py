@@ -522,3 +522,13 @@ def test_compare_labels_and_plot(tmp_path):
     assert np.isnan(compare_plot([clean_only[0], a], tmp_path / "x.png")["errors"][0][0])  # missing: a gap
     with pytest.raises(ValueError, match="no corruption errors to plot"):
         compare_plot(clean_only, tmp_path / "x.png")
+
+
+@pytest.mark.parametrize("n", [2, 11, 23])
+def test_compare_plot_gives_every_report_its_own_colour(tmp_path, n):
+    # matplotlib's default colour cycle repeats after 10 bars: the 11th arm of the study drew in the 1st arm's colour
+    from timm_dynmix.robustness.report import compare_plot
+
+    folders = [_fake_report(tmp_path / f"arm{k}" / "eval", {"fog": 10.0 + k}, 5.0) for k in range(n)]
+    colors = compare_plot(folders, tmp_path / "c.png")["colors"]
+    assert len(colors) == n and len(set(colors)) == n

@@ -519,8 +519,8 @@ def compare_plot(folders: _Reports, path: str | os.PathLike) -> dict[str, Any]:
         path: the PNG file to write.
 
     Returns:
-        What was plotted: ``{"labels": [...], "groups": [...], "errors": [[per group] per report]}`` (NaN where a
-        report lacks a value).
+        What was plotted: ``{"labels": [...], "groups": [...], "errors": [[per group] per report], "colors":
+        [hex colour per report]}`` (NaN where a report lacks a value; every report gets its own colour).
     """
     import matplotlib
 
@@ -541,8 +541,11 @@ def compare_plot(folders: _Reports, path: str | os.PathLike) -> dict[str, Any]:
     width = 0.8 / n
     fig, ax = plt.subplots(figsize=(min(16.0, max(8.0, 0.22 * n * len(groups) + 2)), 4.2))
     x = np.arange(len(groups))
+    # one colour per report: the default cycle repeats after 10, so larger comparisons take tab20 or a sampled map
+    cmap = plt.get_cmap("tab10" if n <= 10 else "tab20" if n <= 20 else "turbo")
+    colors = [matplotlib.colors.to_hex(cmap(k) if n <= 20 else cmap(k / (n - 1))) for k in range(n)]
     for k, (label, _) in enumerate(reports):
-        ax.bar(x + (k - (n - 1) / 2) * width, grid[k], width, label=label)
+        ax.bar(x + (k - (n - 1) / 2) * width, grid[k], width, label=label, color=colors[k])
     ax.set_xticks(x, [_SHORT.get(g, g) for g in groups], rotation=45, ha="right")
     ax.set_ylabel("top-1 error (%)")
     benches = sorted({r["benchmark"] for _, r in reports})
@@ -556,4 +559,4 @@ def compare_plot(folders: _Reports, path: str | os.PathLike) -> dict[str, Any]:
     fig.savefig(tmp, dpi=110)
     plt.close(fig)
     os.replace(tmp, path)
-    return {"labels": [label for label, _ in reports], "groups": groups, "errors": grid.tolist()}
+    return {"labels": [label for label, _ in reports], "groups": groups, "errors": grid.tolist(), "colors": colors}
