@@ -1,11 +1,17 @@
-"""Does DynMix beat AugMix? A CPU-scale replication of the DynMix paper's CIFAR-10-C tables (Tables 1 and 5).
+"""Which augmentation makes a CIFAR-10 classifier robust? Study v2: one enforced protocol, CIFAR-10-C and -C-bar.
 
-Claim checked: the paper reports CIFAR-10-C error 26.9 (standard) -> 11.2 (AugMix + JSD) -> 8.9 (DynMix + JSD) for
-WRN-40-2 trained 100 epochs, and the ablations no JSD 10.4, linear component only 13.3, single mixed view 9.7. This
-study trains every arm with the same fast CPU recipe (``examples/configs/cifar10_fast_cpu.yaml``: same model,
-epochs, schedule, batch and seeds; only the augmentation and the loss differ) and evaluates each model on a
-regenerated CIFAR-10-C (``timm-dynmix make-c --params cifar``: 15 + 4 corruptions x 5 severities, a class-balanced
-seeded subset of the CIFAR-10 test set, the same images in every cell).
+Claim checked: DynMix (the paper reports CIFAR-10-C error 8.9 against AugMix's 11.2 for WRN-40-2, 100 epochs) is
+more robust than AugMix; PRIME (Modas et al., ECCV 2022) is the strongest cheap method since. Every arm trains the
+fast CPU recipe (``examples/configs/cifar10_fast_cpu.yaml``: same network, stem, data path, epochs, schedule, batch
+and seeds; only the augmentation and its loss differ), and every model is evaluated on the same regenerated
+CIFAR-10-C (``make-c --suite c --params cifar``: 15 + 4 corruptions x 5 severities) and CIFAR-10-C-bar (``make-c
+--suite c-bar``: Mintun et al.'s 10 corruptions x 5 severities), a class-balanced seeded subset of the test set, the
+same images in every cell. Before a table is written the resolved configurations of its runs are checked
+(:func:`timm_dynmix.fairness.check_comparable`): runs that differ in anything but the augmentation/loss fields (and
+the seed) are refused, naming the fields, unless ``--allow-diff FIELD`` is given (stated under the table).
+
+Study v1 (``benchmarks/results/robustness_cifar10/``) is superseded: its arms trained different networks (a frozen
+whitened stem on the in-memory path, a learned one on the DataLoader path) and recorded no resolved configuration.
 
 Data: the CIFAR-10 copy in ``../shared/data/cifar10`` (rebuilt from JPEG files: absolute errors are about 2-3 points
 higher than on the original pixels, and the corruptions are regenerated, not the released arrays): compare arms with
@@ -13,21 +19,22 @@ each other, not with published figures.
 
 One command runs the whole study and can be stopped at any moment: every arm is an ordinary training run with
 checkpoints (``--resume latest``), a finished training (``results.json``) or evaluation (``report.json``) is never
-redone, and ``benchmarks/results/robustness_cifar10/<arm>_seed<k>.json`` is written as each arm completes, with the
-commit and the exact commands that produced it::
+redone, and ``benchmarks/results/robustness_cifar10_v2/<arm>_seed<k>.json`` is written as each arm completes, with the
+commit, the exact commands and the resolved configuration that produced it::
 
     nice python benchmarks/robustness_cifar10.py                    # everything, in priority order
-    python benchmarks/robustness_cifar10.py --arms standard,dynmix_jsd --seeds 0
+    python benchmarks/robustness_cifar10.py --arms standard,standard_whitened_stem --seeds 0
     python benchmarks/robustness_cifar10.py --list                  # the plan and what is done
     python benchmarks/robustness_cifar10.py --summary               # tables from the finished result files
 
-Arms, in priority order (``--priority a,b`` selects groups):
+Arms, in priority order (``--priority a,s`` selects groups):
 
-a. the paper's Table 1 columns we can run, plus AugMix with timm's op set (what timm users run);
-b. DynMix variants the library offers beyond the paper;
-c. the Table 5 ablations;
-d. seeds 1 and 2 of standard, AugMix + JSD, literal DynMix + JSD and the best DynMix variant of a-b (by seed-0
-   corruption error; chosen once a and b are complete).
+a. the five methods, seed 0: standard, AugMix + JSD (official ops), DynMix + JSD (the paper's), DynMix + JSD
+   without the vertical flip (v1's best variant), PRIME + JSD;
+s. the stem choice: the standard arm with the frozen whitened stem v1 used (seed 0), against group a's standard;
+b. the rest of the paper's Table 1, seed 0: mixup, CutMix, AutoAugment*;
+d. seeds 1 and 2 of group a;
+e. the winner and the runner-up of group a (mean CIFAR-10-C error over seeds) at twice the epochs, seed 0.
 """
 
 from __future__ import annotations
@@ -45,53 +52,48 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from timm_dynmix.fairness import COMPARED_FIELDS, SEED_FIELDS, check_comparable, format_allowed_differences
 from timm_dynmix.runtime import cpu_model
 
 ROOT = Path(__file__).resolve().parents[1]
 CIFAR10 = ROOT.parent / "shared" / "data" / "cifar10"
-RESULTS = ROOT / "benchmarks" / "results" / "robustness_cifar10"
+RESULTS = ROOT / "benchmarks" / "results" / "robustness_cifar10_v2"
 RECIPE = ROOT / "examples" / "configs" / "cifar10_fast_cpu.yaml"
-DEFAULT_WORK_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "timm-dynmix" / "robustness_cifar10"
+DEFAULT_WORK_DIR = (Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "timm-dynmix"
+                    / "robustness_cifar10_v2")
+FAMILIES = ("noise", "blur", "weather", "digital")
 
 
 @dataclass(frozen=True)
 class Arm:
-    """One column of the study: a name, its priority group, the training flags and the paper's figure."""
+    """One arm of the study: a name, its group, the training flags and published figures for other networks."""
 
     name: str
     group: str
     label: str
     train_args: tuple[str, ...]
-    paper: float | None = None  # the paper's CIFAR-10-C error for WRN-40-2, when it reports one
-    paper_source: str = ""
+    published: str = ""  # other networks and budgets, for context only
 
 
-_T1 = "DynMix paper Table 1 (WRN-40-2)"
-_A1 = "AugMix paper Table 1 (WRN-40-2)"
-_T5 = "DynMix paper Table 5 (WRN-40-2)"
+_DYNMIX_T1 = "DynMix paper, WRN-40-2, 100 epochs: C {}"
+_MINTUN = "Mintun et al., WRN-40-2: C {} / C-bar {}"
 ARMS: tuple[Arm, ...] = (
-    Arm("standard", "a", "Standard", ("--aug", "none"), 26.9, _T1),
-    Arm("mixup", "a", "Mixup", ("--aug", "mixup"), 22.3, _A1),
-    Arm("cutmix", "a", "CutMix", ("--aug", "cutmix"), 27.1, _A1),
-    Arm("aa_star", "a", "AutoAugment*", ("--aug", "autoaugment"), 23.9, _A1),
-    Arm("augmix_jsd", "a", "AugMix + JSD (paper ops)", ("--aug", "augmix"), 11.2, _T1),
-    Arm("dynmix_jsd", "a", "DynMix + JSD (literal)", ("--aug", "dynmix"), 8.9, _T1),
-    Arm("augmix_timm_jsd", "a", "AugMix + JSD (timm's ops)", ("--aug", "augmix-timm")),
-    Arm("dynmix_upright_jsd", "b", "DynMix + JSD, no vertical flip", ("--aug", "dynmix-ocifar_upright")),
-    Arm("dynmix_blend_jsd", "b", "DynMix + JSD, skip blend", ("--aug", "dynmix-b1")),
-    Arm("dynmix_blend_upright_jsd", "b", "DynMix + JSD, skip blend, no vertical flip",
-        ("--aug", "dynmix-b1-ocifar_upright")),
-    Arm("dynmix_indep_jsd", "b", "DynMix + JSD, independent weights", ("--aug", "dynmix-windep")),
-    Arm("augmix_nojsd", "c", "AugMix, no JSD", ("--aug", "augmix", "--no-jsd")),
-    Arm("dynmix_nojsd", "c", "DynMix, no JSD", ("--aug", "dynmix", "--no-jsd"), 10.4, _T5),
-    Arm("dynmix_linear_jsd", "c", "DynMix + JSD, linear component only", ("--aug", "dynmix-wlinear"), 13.3, _T5),
-    Arm("augmix_single_jsd", "c", "AugMix + JSD, single mixed view", ("--aug", "augmix", "--num-mixes", "1")),
-    Arm("dynmix_single_jsd", "c", "DynMix + JSD, single mixed view", ("--aug", "dynmix-n1"), 9.7, _T5),
+    Arm("standard", "a", "Standard", ("--aug", "none"), "DynMix paper C 26.9; " + _MINTUN.format(27.0, 27.1)),
+    Arm("augmix_jsd", "a", "AugMix + JSD", ("--aug", "augmix"), "DynMix paper C 11.2; " + _MINTUN.format(11.1, 16.0)),
+    Arm("dynmix_jsd", "a", "DynMix + JSD (paper)", ("--aug", "dynmix"), _DYNMIX_T1.format(8.9)),
+    Arm("dynmix_upright_jsd", "a", "DynMix + JSD, no vertical flip", ("--aug", "dynmix-ocifar_upright")),
+    Arm("prime_jsd", "a", "PRIME + JSD", ("--aug", "prime"), "PRIME paper, ResNet-18: C 11.0 (AugMix 11.4)"),
+    Arm("standard_whitened_stem", "s", "Standard, frozen whitened stem (v1's)", ("--aug", "none", "--stem",
+                                                                                 "whitened")),
+    Arm("mixup", "b", "Mixup", ("--aug", "mixup"), "AugMix paper, WRN-40-2: C 22.3"),
+    Arm("cutmix", "b", "CutMix", ("--aug", "cutmix"), "AugMix paper, WRN-40-2: C 27.1"),
+    Arm("aa_star", "b", "AutoAugment*", ("--aug", "autoaugment"), "AugMix paper, WRN-40-2: C 23.9"),
 )
 ARM_BY_NAME = {a.name: a for a in ARMS}
-SEED_ARMS = ("standard", "augmix_jsd", "dynmix_jsd")  # group d: + the best DynMix variant
-DYNMIX_CANDIDATES = ("dynmix_jsd", "dynmix_upright_jsd", "dynmix_blend_jsd", "dynmix_blend_upright_jsd",
-                     "dynmix_indep_jsd")
+METHODS = tuple(a.name for a in ARMS if a.group == "a")
+SEEDS = (0, 1, 2)
+GROUPS = ("a", "s", "b", "d", "e")
+LONGER = "_2x"  # suffix of the group-e arms (twice the recipe's epochs)
 
 
 # ---- helpers -------------------------------------------------------------------------------------------------------
@@ -104,12 +106,11 @@ def _git(*args: str) -> str:
 
 def provenance() -> dict[str, Any]:
     """The commit (and whether the tree had local changes), machine and date of this run."""
-    cpu = cpu_model()
     import torch
 
     dirty = bool(_git("status", "--porcelain", "--", "timm_dynmix", "benchmarks/robustness_cifar10.py", "examples"))
     return {"commit": _git("rev-parse", "HEAD") or None, "dirty": dirty,
-            "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "cpu": cpu,
+            "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "cpu": cpu_model(),
             "cores": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__}
 
 
@@ -151,6 +152,15 @@ def _write_json(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
+def _cbar_supported() -> bool:
+    """Whether this version of timm-dynmix generates CIFAR-10-C-bar (``make-c --suite c-bar``)."""
+    try:
+        from timm_dynmix.robustness import make_c
+    except ImportError:
+        return False
+    return "c-bar" in getattr(make_c, "SUITES", ())
+
+
 # ---- the study -----------------------------------------------------------------------------------------------------
 class Study:
     """Paths and commands of one study; every step is skipped when its output exists."""
@@ -159,7 +169,9 @@ class Study:
         self.args = args
         self.work = Path(args.work_dir).expanduser().resolve()
         self.results = Path(args.results_dir).resolve()
-        self.bench = self.work / f"cifar10-c-{args.per_cell}"
+        self.benches = {"c": self.work / f"cifar10-c-{args.per_cell}"}
+        if not args.no_cbar and _cbar_supported():
+            self.benches["c-bar"] = self.work / f"cifar10-c-bar-{args.per_cell}"
 
     def result_file(self, arm: str, seed: int) -> Path:
         return self.results / f"{arm}_seed{seed}.json"
@@ -167,88 +179,140 @@ class Study:
     def run_dir(self, arm: str, seed: int) -> Path:
         return self.work / "runs" / f"{arm}_seed{seed}"
 
-    def make_c_cmd(self) -> list[str]:
-        return [sys.executable, "-m", "timm_dynmix.cli", "make-c", "--dataset", str(self.args.data_dir),
+    def make_c_cmd(self, suite: str) -> list[str]:
+        suite_args = ["--suite", suite] if suite != "c" else []
+        return [sys.executable, "-m", "timm_dynmix.cli", "make-c", "--dataset", str(self.args.data_dir), *suite_args,
                 "--params", "cifar", "--max-per-cell", str(self.args.per_cell), "--class-balanced",
-                "--seed", "0", "--out", str(self.bench), "--no-progress"]
+                "--seed", "0", "--out", str(self.benches[suite]), "--no-progress"]
 
-    def train_cmd(self, arm: Arm, seed: int) -> list[str]:
+    def train_cmd(self, arm: Arm, seed: int, longer: bool = False) -> list[str]:
+        name = arm.name + (LONGER if longer else "")
+        epochs = ["--epochs", str(2 * _recipe_epochs(self.args.recipe))] if longer else []
         return [sys.executable, "-m", "timm_dynmix.cli", "train", "-c", str(self.args.recipe), "--dataset", "cifar10",
-                "--data-dir", str(self.args.data_dir), *arm.train_args, "--seed", str(seed),
-                "--output-dir", str(self.run_dir(arm.name, seed)), "--resume", "latest", *self.args.extra_train_args]
+                "--data-dir", str(self.args.data_dir), *arm.train_args, *epochs, "--seed", str(seed),
+                "--output-dir", str(self.run_dir(name, seed)), "--resume", "latest", *self.args.extra_train_args]
 
-    def eval_cmd(self, arm: Arm, seed: int) -> list[str]:
-        run = self.run_dir(arm.name, seed)
+    def eval_cmd(self, name: str, seed: int, suite: str) -> list[str]:
+        run = self.run_dir(name, seed)
         return [sys.executable, "-m", "timm_dynmix.cli", "eval", "--model", f"local-dir:{run}", "--benchmark",
-                str(self.bench), "--out", str(run / "eval-cifar10-c"), "--no-progress"]
+                str(self.benches[suite]), "--out", str(run / _eval_folder(suite)), "--no-progress"]
 
-    def ensure_benchmark(self) -> None:
-        """Generate the -C set (make-c skips the corruptions it already finished)."""
-        _run(self.make_c_cmd(), self.work / "logs" / "make_c.log")
+    def ensure_benchmarks(self) -> None:
+        """Generate the -C (and -C-bar) sets (make-c skips the corruptions it already finished)."""
+        for suite in self.benches:
+            _run(self.make_c_cmd(suite), self.work / "logs" / f"make_c_{suite}.log")
 
-    def run_arm(self, arm: Arm, seed: int) -> dict[str, Any]:
-        out = self.result_file(arm.name, seed)
-        if out.is_file():
-            return json.loads(out.read_text())
-        run = self.run_dir(arm.name, seed)
-        cmds = {"make_c": _cmd_str(self.make_c_cmd()), "train": _cmd_str(self.train_cmd(arm, seed)),
-                "eval": _cmd_str(self.eval_cmd(arm, seed))}
+    def run_arm(self, arm: Arm, seed: int, longer: bool = False) -> dict[str, Any]:
+        """Train and evaluate one arm (skipping what is done) and write its result file.
+
+        A result file without C-bar figures (written before C-bar existed) gets them added when the C-bar benchmark
+        is available and the run folder is still there."""
+        name = arm.name + (LONGER if longer else "")
+        out = self.result_file(name, seed)
+        old = json.loads(out.read_text()) if out.is_file() else None
+        if old is not None and (old.get("cbar_error") is not None or "c-bar" not in self.benches
+                                or not (self.run_dir(name, seed) / "results.json").is_file()):
+            return old
+        run = self.run_dir(name, seed)
+        cmds = {f"make_c_{s}": _cmd_str(self.make_c_cmd(s)) for s in self.benches}
+        cmds["train"] = _cmd_str(self.train_cmd(arm, seed, longer))
         if not (run / "results.json").is_file():
-            _run(self.train_cmd(arm, seed), self.work / "logs" / f"{arm.name}_seed{seed}.train.log")
-        if not (run / "eval-cifar10-c" / "report.json").is_file():
-            _run(self.eval_cmd(arm, seed), self.work / "logs" / f"{arm.name}_seed{seed}.eval.log")
-        result = summarize_run(arm, seed, json.loads((run / "results.json").read_text()),
-                               json.loads((run / "eval-cifar10-c" / "report.json").read_text()))
+            _run(self.train_cmd(arm, seed, longer), self.work / "logs" / f"{name}_seed{seed}.train.log")
+        reports = {}
+        for suite in self.benches:
+            cmds[f"eval_{suite}"] = _cmd_str(self.eval_cmd(name, seed, suite))
+            report = run / _eval_folder(suite) / "report.json"
+            if not report.is_file():
+                _run(self.eval_cmd(name, seed, suite), self.work / "logs" / f"{name}_seed{seed}.eval_{suite}.log")
+            reports[suite] = json.loads(report.read_text())
+        result = summarize_run(arm, seed, json.loads((run / "results.json").read_text()), reports, longer)
         result["commands"] = cmds
         result["study_command"] = "python benchmarks/robustness_cifar10.py " + " ".join(
             shlex.quote(a) for a in self.args.argv)
         result["provenance"] = provenance()
+        if old is not None:  # C-bar added to an earlier result: keep when and how the rest was made
+            result["provenance_before_cbar"] = old.get("provenance")
         _write_json(out, result)
-        print(f"done: {arm.name} seed {seed}: clean error {result['clean_error']:.2f}%, "
-              f"CIFAR-10-C error {result['corruption_error']:.2f}%  -> {_display(str(out))}", flush=True)
+        cbar = "" if result["cbar_error"] is None else f", CIFAR-10-C-bar error {result['cbar_error']:.2f}%"
+        print(f"done: {name} seed {seed}: clean error {result['clean_error']:.2f}%, CIFAR-10-C error "
+              f"{result['corruption_error']:.2f}%{cbar}  -> {_display(str(out))}", flush=True)
         return result
 
-    def best_variant(self) -> str | None:
-        """The DynMix arm of groups a-b with the lowest seed-0 corruption error, once all of them are done."""
-        errors = {}
-        for name in DYNMIX_CANDIDATES:
-            f = self.result_file(name, 0)
-            if not f.is_file():
+    def top_two(self) -> list[str] | None:
+        """The two group-a arms with the lowest mean CIFAR-10-C error over seeds 0-2, once all of them are done."""
+        means = {}
+        for name in METHODS:
+            files = [self.result_file(name, s) for s in SEEDS]
+            if not all(f.is_file() for f in files):
                 return None
-            errors[name] = json.loads(f.read_text())["corruption_error"]
-        return min(errors, key=errors.get)
+            means[name] = statistics.mean(json.loads(f.read_text())["corruption_error"] for f in files)
+        return sorted(means, key=means.get)[:2]
 
-    def plan(self) -> list[tuple[Arm, int]]:
-        groups = set(self.args.priority.split(","))
-        arms = [a for a in ARMS if a.group in groups] if not self.args.arms else [
-            ARM_BY_NAME[n] for n in self.args.arms.split(",")]
-        seeds = [int(s) for s in self.args.seeds.split(",")] if self.args.seeds else [0]
-        todo = [(a, s) for s in seeds for a in arms]
-        if "d" in groups and not self.args.arms:
-            best = self.best_variant()
-            names = list(SEED_ARMS) + ([best] if best and best not in SEED_ARMS else [])
-            todo += [(ARM_BY_NAME[n], s) for s in (1, 2) for n in names]
+    def plan(self) -> list[tuple[Arm, int, bool]]:
+        """``(arm, seed, twice the epochs)`` in priority order."""
+        if self.args.arms:
+            seeds = [int(s) for s in self.args.seeds.split(",")] if self.args.seeds else [0]
+            return [(ARM_BY_NAME[n], s, False) for s in seeds for n in self.args.arms.split(",")]
+        todo: list[tuple[Arm, int, bool]] = []
+        for group in self.args.priority.split(","):
+            if group in ("a", "s", "b"):
+                todo += [(a, 0, False) for a in ARMS if a.group == group]
+            elif group == "d":
+                todo += [(ARM_BY_NAME[n], s, False) for s in SEEDS[1:] for n in METHODS]
+            elif group == "e":
+                todo += [(ARM_BY_NAME[n], 0, True) for n in self.top_two() or ()]
         return todo
 
 
-def summarize_run(arm: Arm, seed: int, results: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:
-    """The per-arm result file: errors (percent), calibration, time and throughput."""
-    per_sev = report.get("summary", {}).get("mean_error_by_severity") or {}
+def _eval_folder(suite: str) -> str:
+    return "eval-cifar10-c" if suite == "c" else "eval-cifar10-c-bar"
+
+
+def _recipe_epochs(recipe: str | Path) -> int:
+    from timm_dynmix.train.config import load_recipe
+
+    return int(load_recipe(recipe).get("epochs", 8))
+
+
+def family_errors(per_corruption: dict[str, float]) -> dict[str, float]:
+    """Mean error per CIFAR-10-C corruption family (noise, blur, weather, digital)."""
+    from timm_dynmix.robustness.corruptions import CORRUPTION_GROUPS
+
+    out = {}
+    for family in FAMILIES:
+        values = [per_corruption[c] for c in CORRUPTION_GROUPS[family] if c in per_corruption]
+        if values:
+            out[family] = statistics.mean(values)
+    return out
+
+
+def summarize_run(arm: Arm, seed: int, results: dict[str, Any], reports: dict[str, dict[str, Any]],
+                  longer: bool = False) -> dict[str, Any]:
+    """The per-arm result file: errors (percent) on each suite, calibration, time, and the resolved configuration."""
+    c = reports["c"]
+    cbar = reports.get("c-bar") or {}
+    per_sev = c.get("summary", {}).get("mean_error_by_severity") or {}
     return {
-        "arm": arm.name, "label": arm.label, "group": arm.group, "seed": seed, "aug": results.get("aug"),
-        "jsd": results.get("jsd"), "num_mixes": results.get("num_mixes"),
-        "model": results.get("model"), "epochs": results.get("epochs"), "batch_size": results.get("batch_size"),
-        "precision": results.get("precision", results.get("mixed_precision")),
-        "clean_error": report.get("clean_error"), "corruption_error": report.get("corruption_error"),
-        "errors_by_corruption": report.get("per_corruption"),
+        "arm": arm.name + (LONGER if longer else ""), "base_arm": arm.name, "label": arm.label, "group":
+            "e" if longer else arm.group if seed == 0 else "d", "seed": seed,
+        "aug": results.get("aug"), "jsd": results.get("jsd"), "num_mixes": results.get("num_mixes"),
+        "model": results.get("model"), "epochs": results.get("epochs"), "completed": results.get("completed", True),
+        "clean_error": c.get("clean_error"), "corruption_error": c.get("corruption_error"),
+        "cbar_error": cbar.get("cbar_error", cbar.get("corruption_error")) if cbar else None,
+        "errors_by_corruption": c.get("per_corruption"), "errors_by_family": family_errors(c.get("per_corruption")
+                                                                                           or {}),
+        "cbar_errors_by_corruption": cbar.get("per_corruption") if cbar else None,
         "errors_by_severity": per_sev,
-        "extra_corruptions": {c: v.get("error") for c, v in (report.get("extra_corruptions") or {}).items()},
-        "rms_calibration_error_clean": (report.get("clean") or {}).get("rms_calibration_error"),
-        "rms_calibration_error_corrupted": report.get("rms_calibration_error"),
+        "extra_corruptions": {k: v.get("error") for k, v in (c.get("extra_corruptions") or {}).items()},
+        "rms_calibration_error_clean": (c.get("clean") or {}).get("rms_calibration_error"),
+        "rms_calibration_error_corrupted": c.get("rms_calibration_error"),
+        "rms_calibration_error_cbar": cbar.get("rms_calibration_error") if cbar else None,
         "clean_error_full_test_set": _pct_err(results.get("metrics", {}).get("clean_top1")),
         "train_time_s": sum(h.get("epoch_time_s", 0.0) for h in results.get("history", [])),
         "train_images_per_s": results.get("train_samples_per_s"),
-        "benchmark": report.get("dataset"), "paper_cifar10c_error": arm.paper, "paper_source": arm.paper_source or None,
+        "benchmark": c.get("dataset"), "benchmark_cbar": cbar.get("dataset") if cbar else None,
+        "published": arm.published or None,
+        "resolved_config": results.get("resolved"),
     }
 
 
@@ -257,14 +321,6 @@ def _pct_err(top1: float | None) -> float | None:
 
 
 # ---- tables --------------------------------------------------------------------------------------------------------
-def _ms(values: list[float]) -> str:
-    if not values:
-        return "-"
-    if len(values) == 1:
-        return f"{values[0]:.2f}"
-    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
-
-
 def load_results(results_dir: Path) -> dict[str, list[dict[str, Any]]]:
     by_arm: dict[str, list[dict[str, Any]]] = {}
     for f in sorted(results_dir.glob("*_seed*.json")):
@@ -273,130 +329,141 @@ def load_results(results_dir: Path) -> dict[str, list[dict[str, Any]]]:
     return by_arm
 
 
-def _mean(rs: list[dict[str, Any]], key: str) -> float:
-    return statistics.mean(r[key] for r in rs)
+def _values(rs: list[dict[str, Any]], key: str) -> list[float]:
+    return [r[key] for r in rs if r.get(key) is not None]
 
 
-def _spread(rs: list[dict[str, Any]], key: str) -> str:
-    return f"{statistics.stdev(r[key] for r in rs):.2f}" if len(rs) > 1 else "n/a (1 seed)"
+def _ms(values: list[float]) -> str:
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.2f}"
+    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
 
 
-def _arm_row(arm: Arm, rs: list[dict[str, Any]], extra: str = "") -> str:
-    clean_rms = [r["rms_calibration_error_clean"] for r in rs if r.get("rms_calibration_error_clean") is not None]
-    rms = f"{_ms(clean_rms)} / {_ms([r['rms_calibration_error_corrupted'] for r in rs])}"
-    return (f"| {arm.label} | {arm.group} | {','.join(str(r['seed']) for r in rs)} | "
-            f"{_ms([r['clean_error'] for r in rs])} | {_ms([r['corruption_error'] for r in rs])} |{extra} {rms} | "
-            f"{_mean(rs, 'train_time_s') / 60:.1f} | {'-' if arm.paper is None else arm.paper} |")
-
-
-def comparisons(by_arm: dict[str, list[dict[str, Any]]]) -> list[str]:
-    """The study's questions as differences of mean CIFAR-10-C error (points), each beside the seed spread."""
-    pairs = [("dynmix_jsd", "augmix_jsd", "DynMix + JSD (literal) against AugMix + JSD (paper ops)"),
-             ("dynmix_jsd", "augmix_timm_jsd", "DynMix + JSD (literal) against AugMix + JSD (timm's ops)"),
-             ("dynmix_jsd", "dynmix_linear_jsd", "the non-linear term: literal DynMix against its linear component"),
-             ("dynmix_jsd", "dynmix_nojsd", "the JSD loss, DynMix"),
-             ("augmix_jsd", "augmix_nojsd", "the JSD loss, AugMix"),
-             ("dynmix_jsd", "dynmix_single_jsd", "two mixed views against one, DynMix"),
-             ("augmix_jsd", "augmix_single_jsd", "two mixed views against one, AugMix")]
-    done = {n: rs for n, rs in by_arm.items() if rs}
-    variants = [n for n in DYNMIX_CANDIDATES if n in done]
-    if variants:
-        best = min(variants, key=lambda n: _mean(done[n], "corruption_error"))
-        if best != "dynmix_jsd":
-            pairs.insert(1, (best, "augmix_jsd", f"the best DynMix variant ({ARM_BY_NAME[best].label}) against "
-                                                 "AugMix + JSD (paper ops)"))
-    lines = []
-    for a, b, what in pairs:
-        if a in done and b in done:
-            d = _mean(done[a], "corruption_error") - _mean(done[b], "corruption_error")
-            sides = [f"{ARM_BY_NAME[n].label} {_mean(done[n], 'corruption_error'):.2f} over seeds "
-                     f"{','.join(str(r['seed']) for r in done[n])}" for n in (a, b)]
-            lines.append(f"- {what}: {d:+.2f} points of CIFAR-10-C error ({sides[0]}, {sides[1]}); seed std "
-                         f"{_spread(done[a], 'corruption_error')} / {_spread(done[b], 'corruption_error')}")
-    return lines
-
-
-def _per_key_table(by_arm: dict[str, list[dict[str, Any]]], done: list[Arm], key: str, title: str,
-                   first: str) -> list[str]:
-    """A table of one per-arm mapping of the result files (error per corruption, ...): rows its keys, columns the
-    arms, cells the mean over the arm's seeds ("-" where no seed has the key)."""
-    rows = list(dict.fromkeys(k for a in done for r in by_arm[a.name] for k in r.get(key) or {}))
-    if key == "errors_by_severity":
-        rows.sort(key=int)
-    if not rows:
+def check_runs(by_arm: dict[str, list[dict[str, Any]]], names: list[str], allow_diff: list[str],
+               extra: tuple[str, ...] = ()) -> list[str]:
+    """Refuse (``IncomparableRunsError``) runs of ``names`` that did not train the same way; check that they were
+    evaluated on the same benchmarks. Returns the lines that state the differences ``allow_diff`` accepted."""
+    runs = {f"{r['arm']}_seed{r['seed']}": r for n in names for r in by_arm.get(n, [])}
+    if not runs:
         return []
-    lines = ["", title, "", f"| {first} | " + " | ".join(a.name for a in done) + " |", "|---|" + "---:|" * len(done)]
-    for k in rows:
-        vals = [[r[key][k] for r in by_arm[a.name] if k in (r.get(key) or {})] for a in done]
-        lines.append(f"| {k} | " + " | ".join(f"{statistics.mean(v):.1f}" if v else "-" for v in vals) + " |")
-    return lines
+    shown = check_comparable({k: r.get("resolved_config") for k, r in runs.items()},
+                             compared=COMPARED_FIELDS | SEED_FIELDS, allow_diff=[*allow_diff, *extra])
+    for key in ("benchmark", "benchmark_cbar"):
+        seen = {json.dumps(r.get(key), sort_keys=True) for r in runs.values() if r.get(key) is not None}
+        if len(seen) > 1:
+            from timm_dynmix.fairness import IncomparableRunsError
+
+            raise IncomparableRunsError(f"these runs were evaluated on different {key}s: {sorted(seen)}")
+    return format_allowed_differences({k: v for k, v in shown.items() if k not in extra})
 
 
-def summary_markdown(by_arm: dict[str, list[dict[str, Any]]]) -> str:
-    """Paper-style tables (mean ± sample std over seeds where there are several) from the result files.
+def verdict(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> str:
+    """``better``/``worse``/``tie`` of arm a against arm b: better only when the mean error is lower by more than
+    twice the larger seed spread on *both* CIFAR-10-C and -C-bar (a single seed has no spread: a tie)."""
+    calls = []
+    for key in ("corruption_error", "cbar_error"):
+        va, vb = _values(a, key), _values(b, key)
+        if len(va) < 2 or len(vb) < 2:
+            return "tie (fewer than two seeds)"
+        diff = statistics.mean(va) - statistics.mean(vb)
+        margin = 2 * max(statistics.stdev(va), statistics.stdev(vb))
+        calls.append("better" if diff < -margin else "worse" if diff > margin else "tie")
+    return calls[0] if calls[0] == calls[1] else "tie"
 
-    Table 1 layout (groups a and b), Table 5 layout (the ablations of group c beside the methods they ablate), the
-    study's questions as differences with the seed spread, then the error per corruption and per severity.
-    """
-    head = ("| arm | group | seeds | clean error (%) | CIFAR-10-C error (%) |{} RMS calib. clean / corrupted (%) | "
-            "train min | paper C10-C (WRN-40-2) |")
-    lines = ["Table 1 layout (the paper's methods, then the library's DynMix variants):", "",
-             head.format(""), "|---|---|---:|---:|---:|---:|---:|---:|"]
-    for arm in ARMS:
-        if arm.group in ("a", "b") and by_arm.get(arm.name):
-            lines.append(_arm_row(arm, by_arm[arm.name]))
-    ablated = {"dynmix_nojsd": "dynmix_jsd", "dynmix_linear_jsd": "dynmix_jsd", "dynmix_single_jsd": "dynmix_jsd",
-               "augmix_nojsd": "augmix_jsd", "augmix_single_jsd": "augmix_jsd"}
-    rows = []
-    for full in ("dynmix_jsd", "augmix_jsd"):
-        for name in (full, *[n for n, f in ablated.items() if f == full]):
-            rs = by_arm.get(name)
-            if not rs:
-                continue
-            delta = ""
-            if name != full and by_arm.get(full):
-                delta = f" {_mean(rs, 'corruption_error') - _mean(by_arm[full], 'corruption_error'):+.2f} |"
-            rows.append(_arm_row(ARM_BY_NAME[name], rs, delta or " |"))
-    if any(by_arm.get(n) for n in ablated):
-        lines += ["", "Table 5 layout (ablations beside the full method; change in CIFAR-10-C error, points):", "",
-                  head.format(" change |"), "|---|---|---:|---:|---:|---:|---:|---:|---:|", *rows]
-    found = comparisons(by_arm)
-    if found:
-        lines += ["", "Differences of mean CIFAR-10-C error (negative: the first arm is more robust), with the "
-                  "seed-to-seed standard deviation of each arm:", "", *found]
-    done = [a for a in ARMS if by_arm.get(a.name)]
-    for key, title, first in (("errors_by_corruption", "Error per corruption (%, seed mean):", "corruption"),
-                              ("errors_by_severity", "Mean CIFAR-10-C error per severity (%, seed mean):", "severity"),
-                              ("extra_corruptions", "The 4 extra (validation) corruptions, not in the CIFAR-10-C mean "
-                                                    "(%, seed mean):", "corruption")):
-        lines += _per_key_table(by_arm, done, key, title, first)
+
+def _row(rs: list[dict[str, Any]], label: str) -> str:
+    seeds = ",".join(str(r["seed"]) for r in rs)
+    rms = f"{_ms(_values(rs, 'rms_calibration_error_clean'))} / {_ms(_values(rs, 'rms_calibration_error_corrupted'))}"
+    minutes = statistics.mean(r["train_time_s"] for r in rs) / 60
+    return (f"| {label} | {seeds} | {_ms(_values(rs, 'clean_error'))} | {_ms(_values(rs, 'corruption_error'))} | "
+            f"{_ms(_values(rs, 'cbar_error'))} | {rms} | {minutes:.1f} |")
+
+
+_HEAD = ("| arm | seeds | clean error (%) | CIFAR-10-C error (%) | CIFAR-10-C-bar error (%) | RMS calib. clean / "
+         "corrupted (%) | train min |\n|---|---|---:|---:|---:|---:|---:|")
+
+
+def summary_markdown(by_arm: dict[str, list[dict[str, Any]]], allow_diff: list[str] = ()) -> str:
+    """The study's tables (mean ± sample std over seeds), each after the check of its runs' configurations."""
+    lines: list[str] = []
+    main = [a.name for a in ARMS if a.group in ("a", "b") and by_arm.get(a.name)]
+    if main:
+        notes = check_runs(by_arm, main, list(allow_diff))
+        lines += ["Methods (same network, stem, data path and recipe; checked):", "", _HEAD]
+        lines += [_row(by_arm[n], ARM_BY_NAME[n].label) for n in main]
+        lines += notes
+        published = [f"- {ARM_BY_NAME[n].label}: {ARM_BY_NAME[n].published}" for n in main if ARM_BY_NAME[n].published]
+        if published:
+            lines += ["", "Published figures, for context only (other networks, budgets and data):", "", *published]
+        methods = [n for n in METHODS if by_arm.get(n)]
+        pairs = [f"- {ARM_BY_NAME[x].label} against {ARM_BY_NAME[y].label}: {verdict(by_arm[x], by_arm[y])} "
+                 f"(C {_diff(by_arm[x], by_arm[y], 'corruption_error')}, C-bar "
+                 f"{_diff(by_arm[x], by_arm[y], 'cbar_error')})"
+                 for i, x in enumerate(methods) for y in methods[i + 1:]]
+        if pairs:
+            lines += ["", "Differences of mean error (first minus second, points), and the call (better only when "
+                      "lower by more than twice the seed spread on both benchmarks):", "", *pairs]
+        fam = [n for n in main if any(r.get("errors_by_family") for r in by_arm[n])]
+        if fam:
+            lines += ["", "CIFAR-10-C error per corruption family (%, seed mean):", "",
+                      "| arm | " + " | ".join(FAMILIES) + " |", "|---|" + "---:|" * len(FAMILIES)]
+            for n in fam:
+                vals = [[r["errors_by_family"][f] for r in by_arm[n] if f in (r.get("errors_by_family") or {})]
+                        for f in FAMILIES]
+                lines.append(f"| {ARM_BY_NAME[n].label} | " + " | ".join(
+                    f"{statistics.mean(v):.1f}" if v else "-" for v in vals) + " |")
+    stem = [n for n in ("standard", "standard_whitened_stem") if by_arm.get(n)]
+    if "standard_whitened_stem" in stem:
+        seed0 = {n: [r for r in by_arm[n] if r["seed"] == 0] for n in stem}
+        notes = check_runs(seed0, stem, list(allow_diff), extra=("stem",))
+        lines += ["", "Stem choice (seed 0; the runs differ in the stem only, checked):", "", _HEAD,
+                  *[_row(seed0[n], f"{ARM_BY_NAME[n].label} (`stem: "
+                                   f"{seed0[n][0]['resolved_config']['stem']}`)") for n in stem if seed0[n]], *notes]
+    longer = [n for n in by_arm if n.endswith(LONGER)]
+    if longer:
+        notes = check_runs(by_arm, longer, list(allow_diff))
+        lines += ["", "Twice the epochs (seed 0): does the ranking hold?", "", _HEAD,
+                  *[_row(by_arm[n], ARM_BY_NAME[n[:-len(LONGER)]].label + ", 2x epochs") for n in longer], *notes]
     return "\n".join(lines) + "\n"
 
 
-def compare_plots(by_arm: dict[str, list[dict[str, Any]]], out_dir: Path) -> list[Path]:
-    """Per-corruption error of the arms side by side (``timm-dynmix eval --compare``'s plot), from the seed-0 result
-    files (not the work dir, which may hold only some arms' reports): one figure for group a, one for groups b and c
-    beside literal DynMix and AugMix + JSD. Arms without a seed-0 result are left out; a figure needs two arms."""
-    from timm_dynmix.robustness.report import compare_plot
+def _diff(a: list[dict[str, Any]], b: list[dict[str, Any]], key: str) -> str:
+    va, vb = _values(a, key), _values(b, key)
+    if not va or not vb:
+        return "-"
+    spread = [f"{statistics.stdev(v):.2f}" if len(v) > 1 else "n/a" for v in (va, vb)]
+    return f"{statistics.mean(va) - statistics.mean(vb):+.2f}, seed std {spread[0]} / {spread[1]}"
 
-    figures = {"compare_table1.png": [a for a in ARMS if a.group == "a"],
-               "compare_variants_ablations.png": [ARM_BY_NAME["augmix_jsd"], ARM_BY_NAME["dynmix_jsd"],
-                                                  *[a for a in ARMS if a.group in ("b", "c")]]}
-    written = []
-    for name, arms in figures.items():
-        reports = []
-        for a in arms:
-            r = next((r for r in by_arm.get(a.name, []) if r.get("seed") == 0 and r.get("errors_by_corruption")), None)
-            if r is not None:
-                bench = r.get("benchmark")
-                reports.append((a.name, {"per_corruption": r["errors_by_corruption"], "clean_error": r["clean_error"],
-                                         "corruption_error": r["corruption_error"],
-                                         "benchmark": bench.get("name", "") if isinstance(bench, dict) else
-                                         str(bench or "")}))
-        if len(reports) >= 2:
-            compare_plot(reports, out_dir / name)
-            written.append(out_dir / name)
-    return written
+
+def c_vs_cbar_plot(by_arm: dict[str, list[dict[str, Any]]], path: Path) -> Path | None:
+    """One figure a user reads in five seconds: CIFAR-10-C error against -C-bar error per arm, seed spread as bars."""
+    arms = [n for n in by_arm if _values(by_arm[n], "corruption_error") and _values(by_arm[n], "cbar_error")]
+    if len(arms) < 2:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.8))
+    for n in arms:
+        c, cb = _values(by_arm[n], "corruption_error"), _values(by_arm[n], "cbar_error")
+        ax.errorbar(statistics.mean(c), statistics.mean(cb), xerr=statistics.stdev(c) if len(c) > 1 else 0,
+                    yerr=statistics.stdev(cb) if len(cb) > 1 else 0, fmt="o", capsize=3,
+                    label=f"{ARM_BY_NAME.get(n, ARMS[0]).label if n in ARM_BY_NAME else n} ({len(c)} seeds)")
+    ax.set_xlabel("CIFAR-10-C error (%)")
+    ax.set_ylabel("CIFAR-10-C-bar error (%)")
+    ax.set_title("Lower left is better (mean ± std over seeds)")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    tmp = path.with_name(path.name + ".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -404,50 +471,59 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir", default=str(CIFAR10), help="the CIFAR-10 copy (default: ../shared/data/cifar10)")
-    p.add_argument("--work-dir", default=str(DEFAULT_WORK_DIR), help="runs, logs and the -C set (default: %(default)s)")
+    p.add_argument("--work-dir", default=str(DEFAULT_WORK_DIR),
+                   help="runs, logs and the -C sets (default: %(default)s)")
     p.add_argument("--results-dir", default=str(RESULTS), help="where the per-arm JSON files go")
     p.add_argument("--recipe", default=str(RECIPE), help="training recipe, identical for every arm")
     p.add_argument("--per-cell", type=int, default=2000, help="images per corruption x severity cell (class-balanced)")
-    p.add_argument("--priority", default="a,b,c,d", help="groups to run, in order (default: all)")
+    p.add_argument("--priority", default=",".join(GROUPS), help="groups to run, in order (default: %(default)s)")
     p.add_argument("--arms", default=None, help="comma-separated arm names instead of groups")
-    p.add_argument("--seeds", default=None, help="comma-separated seeds for the selected arms (default: 0)")
+    p.add_argument("--seeds", default=None, help="comma-separated seeds for --arms (default: 0)")
+    p.add_argument("--no-cbar", action="store_true", help="evaluate on CIFAR-10-C only")
+    p.add_argument("--allow-diff", action="append", default=[], metavar="FIELD",
+                   help="with --summary: accept runs whose resolved configurations differ in FIELD (stated under the "
+                        "table); without it, runs that differ in anything but the augmentation/loss are refused")
     p.add_argument("--list", action="store_true", help="print the plan and what is done, run nothing")
     p.add_argument("--summary", action="store_true",
-                   help="write summary.md and the comparison plots from the result files, run nothing")
+                   help="write summary.md and the C vs C-bar plot from the result files, run nothing")
     p.add_argument("extra_train_args", nargs="*", help="after --: extra flags for every training run")
     args = p.parse_args(argv)
     args.argv = argv
     unknown = [n for n in (args.arms or "").split(",") if n and n not in ARM_BY_NAME]
     if unknown:
         p.error(f"unknown arm(s) {', '.join(unknown)}; known: {', '.join(ARM_BY_NAME)}")
-    bad = set(args.priority.split(",")) - {"a", "b", "c", "d"}
+    bad = set(args.priority.split(",")) - set(GROUPS)
     if bad:
-        p.error(f"--priority takes groups a, b, c, d; got {', '.join(sorted(bad))}")
+        p.error(f"--priority takes groups {', '.join(GROUPS)}; got {', '.join(sorted(bad))}")
     study = Study(args)
     if args.summary:
         by_arm = load_results(study.results)
-        text = summary_markdown(by_arm)
-        _write_json(study.results / "summary.json", {k: [r["corruption_error"] for r in v] for k, v in by_arm.items()})
+        text = summary_markdown(by_arm, args.allow_diff)  # raises IncomparableRunsError on unequal runs
+        _write_json(study.results / "summary.json", {k: {"corruption_error": _values(v, "corruption_error"),
+                                                         "cbar_error": _values(v, "cbar_error")}
+                                                     for k, v in by_arm.items()})
         (study.results / "summary.md").write_text(text)
         print(text)
-        for f in compare_plots(by_arm, study.results):
-            print(f"wrote {_display(str(f))}")
+        figure = c_vs_cbar_plot(by_arm, study.results / "c_vs_cbar.png")
+        if figure:
+            print(f"wrote {_display(str(figure))}")
         return 0
     todo = study.plan()
     if args.list:
-        for arm, seed in todo:
-            state = "done" if study.result_file(arm.name, seed).is_file() else "todo"
-            group = "d" if seed and arm.name in (*SEED_ARMS, *DYNMIX_CANDIDATES) and not args.arms else arm.group
-            print(f"{state:5s} {group} {arm.name}_seed{seed}: {' '.join(arm.train_args)}")
+        for arm, seed, longer in todo:
+            name = arm.name + (LONGER if longer else "")
+            state = "done" if study.result_file(name, seed).is_file() else "todo"
+            group = "e" if longer else arm.group if seed == 0 else "d"
+            print(f"{state:5s} {group} {name}_seed{seed}: {' '.join(arm.train_args)}")
         return 0
     if not Path(args.data_dir).exists():
         p.error(f"--data-dir {args.data_dir} does not exist (the study reads the CIFAR-10 copy from there)")
-    study.ensure_benchmark()
-    for arm, seed in todo:
-        study.run_arm(arm, seed)
-    if "d" in args.priority.split(",") and not args.arms:  # the best variant is known only once a and b are done
-        for arm, seed in study.plan():
-            study.run_arm(arm, seed)
+    study.ensure_benchmarks()
+    for arm, seed, longer in todo:
+        study.run_arm(arm, seed, longer)
+    if "e" in args.priority.split(",") and not args.arms:  # the top two are known only once group a is complete
+        for arm, seed, longer in study.plan():
+            study.run_arm(arm, seed, longer)
     return 0
 
 

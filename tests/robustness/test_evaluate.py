@@ -383,10 +383,15 @@ def test_full_path_on_real_cifar10(tmp_path, capsys):
     assert rep.clean_error is not None and len(rep.per_corruption) == 15 and len(rep.plots) == 3
     assert json.loads((tmp_path / "b" / "report.json").read_text())["cells"][0]["n"] == 5
     # side by side
-    assert main(["eval", "--compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "cmp")]) == 0
+    # an untrained model folder records no training configuration: --compare refuses unless told otherwise
+    assert main(["eval", "--compare", str(tmp_path / "a"), str(tmp_path / "b")]) != 0
+    assert "recorded no resolved configuration" in capsys.readouterr().err
+    assert main(["eval", "--compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "cmp"),
+                 "--allow-diff", "*"]) == 0
     table = (tmp_path / "cmp" / "compare.md").read_text()
     assert "| Corruption error (%) |" in table and "| gaussian_noise |" in table
-    assert compare_reports(reports).startswith("## Comparison on cifar-c-regenerated")
+    assert "**Not an identical configuration**" in table and "not recorded" in table
+    assert compare_reports(reports, allow_diff=["*"]).startswith("## Comparison on cifar-c-regenerated")
 
 
 def test_folder_benchmark_with_clean_set(tmp_path):
@@ -486,10 +491,15 @@ def test_imagenet_3dcc_uses_its_own_corruptions_and_baseline(tmp_path):
     assert custom["mce"] == pytest.approx(100 * (1.0 + 2.0) / 2, abs=1e-3)
 
 
-def _fake_report(folder: Path, per_corruption: dict[str, float], clean: float) -> Path:
+_TRAINING = {"model": "fastnet_cifar", "stem": "learned", "data_path": "memory", "epochs": 20, "seed": 0,
+             "aug": "none", "jsd": False, "output_dir": "somewhere"}
+
+
+def _fake_report(folder: Path, per_corruption: dict[str, float], clean: float, **training) -> Path:
     folder.mkdir(parents=True)
     report = {"benchmark": "cifar-c-regenerated", "model": {"name": "m"}, "clean_error": clean,
-              "corruption_error": sum(per_corruption.values()) / len(per_corruption), "per_corruption": per_corruption}
+              "corruption_error": sum(per_corruption.values()) / len(per_corruption), "per_corruption": per_corruption,
+              "training_config": {**_TRAINING, "output_dir": str(folder), **training}}
     (folder / "report.json").write_text(json.dumps(report), encoding="utf-8")
     return folder
 
@@ -498,7 +508,8 @@ def test_compare_labels_and_plot(tmp_path):
     from timm_dynmix.robustness.report import compare_plot, load_reports
 
     a = _fake_report(tmp_path / "runs" / "standard_seed0" / "eval", {"gaussian_noise": 60.0, "fog": 20.0}, 9.0)
-    b = _fake_report(tmp_path / "runs" / "dynmix_seed0" / "eval", {"gaussian_noise": 30.0, "fog": 25.0}, 10.0)
+    b = _fake_report(tmp_path / "runs" / "dynmix_seed0" / "eval", {"gaussian_noise": 30.0, "fog": 25.0}, 10.0,
+                     aug="dynmix-ocifar", jsd=True)
     # the shared folder name "eval" tells nothing: the labels are the parts that differ; LABEL=DIR overrides
     assert [label for label, _ in load_reports([a, b])] == ["standard_seed0", "dynmix_seed0"]
     assert [label for label, _ in load_reports([f"ours={a}", b])] == ["ours", "dynmix_seed0"]
@@ -532,3 +543,23 @@ def test_compare_plot_gives_every_report_its_own_colour(tmp_path, n):
     folders = [_fake_report(tmp_path / f"arm{k}" / "eval", {"fog": 10.0 + k}, 5.0) for k in range(n)]
     colors = compare_plot(folders, tmp_path / "c.png")["colors"]
     assert len(colors) == n and len(set(colors)) == n
+
+
+def test_compare_refuses_runs_that_trained_differently(tmp_path, capsys):
+    """The v1 study's confound: same augmentation question, different stems. --compare names the field and both
+    values; --allow-diff accepts it and states it under the table; the augmentation fields may differ freely."""
+    a = _fake_report(tmp_path / "std" / "eval", {"gaussian_noise": 66.0}, 9.8, stem="whitened")
+    b = _fake_report(tmp_path / "aug" / "eval", {"gaussian_noise": 18.0}, 9.9, aug="augmix", jsd=True,
+                     data_path="loader")
+    with pytest.raises(ValueError, match=r"differ in data_path, stem") as err:
+        compare_reports([a, b])
+    assert "stem: std='whitened', aug='learned'" in str(err.value) and "--allow-diff" in str(err.value)
+    # allowing one field is not allowing the other; the CLI prints one clear error
+    assert main(["eval", "--compare", str(a), str(b), "--allow-diff", "stem"]) != 0
+    assert "differ in data_path (not an augmentation/loss field)" in capsys.readouterr().err
+    assert main(["eval", "--compare", str(a), str(b), "--allow-diff", "stem", "--allow-diff", "data_path"]) == 0
+    out = capsys.readouterr().out
+    assert "**Not an identical configuration**" in out and "- `stem`: std = 'whitened', aug = 'learned'" in out
+    same = _fake_report(tmp_path / "same" / "eval", {"gaussian_noise": 20.0}, 9.9, aug="augmix", jsd=True)
+    assert "Not an identical configuration" not in compare_reports([_fake_report(
+        tmp_path / "std2" / "eval", {"gaussian_noise": 66.0}, 9.8), same])  # only aug/jsd differ: no note

@@ -57,6 +57,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compare", nargs="+", default=None, metavar="REPORT_DIR",
                         help="print a side-by-side table of reports, each REPORT_DIR or LABEL=REPORT_DIR (with --out "
                              "also write compare.md and compare.png, the error per corruption side by side); no model")
+    parser.add_argument("--allow-diff", action="append", default=[], metavar="FIELD",
+                        help="with --compare: accept runs whose resolved training configurations differ in FIELD "
+                             "(repeatable; '*' for any field, or reports of models without a recorded "
+                             "configuration); the differences are printed under the table. Without it, --compare "
+                             "refuses runs that differ in anything but the augmentation and its loss")
     parser.add_argument("--no-plots", action="store_true")
     parser.add_argument("--no-progress", action="store_true")
 
@@ -90,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("accelerate").setLevel(logging.WARNING)
     if args.compare:
         reports = rep.load_reports(args.compare)
-        text = rep.compare_reports(reports)
+        text = rep.compare_reports(reports, allow_diff=args.allow_diff)
         print(text)
         if args.out:
             Path(args.out).mkdir(parents=True, exist_ok=True)
@@ -118,12 +123,27 @@ def run(args: argparse.Namespace) -> int:
         if result.info["is_main_process"]:
             report = rep.build_report(result, model, meta=meta, baseline=baseline,
                                       skip_last_bin=args.rms_skip_last_bin)
+            report["training_config"] = _training_config(args.model)
             folder = rep.write_report(report, args.out, plots=not args.no_plots)
             print((folder / rep.REPORT_MD).read_text(encoding="utf-8"))
             print(f"report written to {folder}")
     finally:
         _close_process_group()
     return 0
+
+
+def _training_config(model: str) -> dict[str, Any] | None:
+    """The resolved training configuration of a model trained by timm-dynmix (``results.json["resolved"]`` beside
+    its weights, for ``local-dir:`` models and folders), so that ``--compare`` can check it; None when unknown."""
+    from timm_dynmix.fileio import read_json
+
+    folder = Path(model.split(":", 1)[1] if model.startswith("local-dir:") else model)
+    try:
+        results = read_json(folder / "results.json", "results.json") if (folder / "results.json").is_file() else None
+    except (OSError, ValueError):
+        return None
+    resolved = results.get("resolved") if isinstance(results, dict) else None
+    return resolved if isinstance(resolved, dict) else None
 
 
 def _close_process_group() -> None:

@@ -245,7 +245,9 @@ def card_data(config: Mapping[str, Any], results: Mapping[str, Any] | None = Non
     """The card's front matter as a ``huggingface_hub.ModelCardData`` (with ``model-index`` eval results).
 
     The model-index holds the clean top-1 accuracy from ``results["metrics"]["clean_top1"]`` (percent) and, per
-    evaluation report, its clean error, corruption error, mCE and RMS calibration error.
+    evaluation report, its clean error, corruption error, mCE and RMS calibration error. ``training_config`` holds
+    the run's resolved configuration (``results["resolved"]``: every option after the automatic choices), so that a
+    comparison of published models can check that they trained the same way.
     """
     from huggingface_hub import EvalResult, ModelCardData
 
@@ -281,7 +283,17 @@ def card_data(config: Mapping[str, Any], results: Mapping[str, Any] | None = Non
         datasets=[ds["hub_id"]] if ds and ds["hub_id"] else None,
         model_name=_model_name(config),
         eval_results=evals or None,
+        **({"training_config": _public_config(resolved)} if (resolved := results.get("resolved")) else {}),
     )
+
+
+# local paths and account names: not part of how a model was trained, and not for a public card
+_PRIVATE_FIELDS = ("output_dir", "data_dir", "resume", "push_to_hub", "report_to")
+
+
+def _public_config(resolved: Mapping[str, Any]) -> dict[str, Any]:
+    """The resolved training configuration for the card, without local paths and account names."""
+    return {k: v for k, v in as_mapping(resolved, "results['resolved']").items() if k not in _PRIVATE_FIELDS}
 
 
 def _model_name(config: Mapping[str, Any]) -> str:

@@ -477,16 +477,27 @@ def _loaded(items: _Reports) -> list[tuple[str, dict[str, Any]]]:
     return load_reports(items)
 
 
-def compare_reports(folders: _Reports) -> str:
+def compare_reports(folders: _Reports, allow_diff: Sequence[str] = ()) -> str:
     """A side-by-side markdown table of several ``report.json`` (clean, corruption, mCE, RMS, per corruption).
+
+    The models' resolved training configurations (``report["training_config"]``) must agree in everything but the
+    augmentation and its loss (:func:`timm_dynmix.fairness.check_comparable`); the differences ``allow_diff``
+    accepts are listed under the table.
 
     Args:
         folders: report folders, each optionally ``LABEL=FOLDER`` (see :func:`load_reports`), or the
             ``(label, report)`` pairs it returned.
+        allow_diff: Training-configuration fields allowed to differ (``"*"``: any, and unrecorded ones).
+
+    Raises:
+        timm_dynmix.fairness.IncomparableRunsError: the runs trained differently in a field not allowed.
     """
+    from timm_dynmix.fairness import check_comparable, format_allowed_differences
+
     reports = _loaded(folders)
     if len(reports) < 2:
         raise ValueError("--compare needs at least two report folders")
+    shown = check_comparable({name: r.get("training_config") for name, r in reports}, allow_diff=allow_diff)
     benches = {r["benchmark"] for _, r in reports}
     title = f"Comparison on {', '.join(sorted(benches))}" + (" (different benchmarks!)" if len(benches) > 1 else "")
     cols = [f"{name} (`{r.get('model', {}).get('name') or '?'}`)" for name, r in reports]
@@ -504,7 +515,7 @@ def compare_reports(folders: _Reports) -> str:
     fp = list(dict.fromkeys(p for _, r in reports for p in r.get("flip_probability", {})))
     for p in fp:
         lines.append(f"| FP {p} | " + " | ".join(_f(r.get("flip_probability", {}).get(p)) for _, r in reports) + " |")
-    return "\n".join(lines)
+    return "\n".join(lines + format_allowed_differences(shown))
 
 
 def compare_plot(folders: _Reports, path: str | os.PathLike) -> dict[str, Any]:

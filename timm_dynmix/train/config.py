@@ -59,6 +59,10 @@ class TrainConfig:
     model: str = "resnet8_cifar"
     pretrained: bool = False
     drop_rate: float = 0.0
+    stem: str | None = _opt(None, "first-layer initialisation of models that offer a data-dependent one "
+                                  "(fastnet_cifar): learned (ordinary init, trained) or whitened (set to the whitening "
+                                  "transform of 5,000 seeded training images' patches and frozen, on every data path); "
+                                  "default: learned; recorded in results.json as resolved.stem")
     # augmentation
     aug: str = _opt("dynmix", "none, mixup, cutmix, autoaugment (AA*), random-autoaugment (Random AA*), augmix (the "
                               "official AugMix), augmix-timm (timm's augmix-m3-w3), dynmix or dynmix-<config>; or a "
@@ -144,6 +148,8 @@ class TrainConfig:
                              f"(use --no-jsd, or --aug dynmix / augmix)")
         if self.num_mixes is not None and not 1 <= self.num_mixes <= 8:
             raise ValueError(f"--num-mixes must be in [1, 8], got {self.num_mixes}")
+        if self.stem not in (None, "learned", "whitened"):
+            raise ValueError(f"--stem must be 'learned' or 'whitened', got {self.stem!r}")
         if self.aug_device not in ("auto", "loader", "model"):
             raise ValueError(f"--aug-device must be 'auto', 'loader' or 'model', got {self.aug_device!r}")
         if self.aug_device == "model" and not is_dynmix(self.aug):

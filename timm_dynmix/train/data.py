@@ -88,6 +88,40 @@ class TrainData:
             return self.memory.batches(self.sampler, epoch, start_batch, self.padding, self.seed, self.rank)
         return iter(self.train_dl)
 
+    def training_images(self, indices: torch.Tensor) -> torch.Tensor:
+        """The training images at ``indices`` as a uint8 ``(n, C, size, size)`` batch, the same on every data path.
+
+        From the in-memory copy when there is one, else decoded from the training split (images of another size
+        are resized and centre-cropped to ``size``, as the evaluation transform does): both give the same pixels
+        for the same indices (tested), so data-dependent initialisation does not depend on the data path.
+
+        Raises:
+            ValueError: on a streamed training split (it has no indices).
+        """
+        if self.memory is not None:
+            return self.memory.images[indices]
+        if self.sampler is None:
+            raise ValueError("data-dependent initialisation (--stem whitened) needs an indexable training split, "
+                             "not a streamed one (use --stem learned)")
+        import numpy as np
+
+        fit = transforms.Compose([transforms.Resize(self.size), transforms.CenterCrop(self.size)])
+        out = torch.empty((len(indices), 3, self.size, self.size), dtype=torch.uint8)
+        for row, i in enumerate(indices.tolist()):
+            img, _ = self.decoded_train[i]
+            if img.size != (self.size, self.size):
+                img = fit(img)
+            out[row] = torch.from_numpy(np.asarray(img.convert("RGB"), dtype=np.uint8).copy()).permute(2, 0, 1)
+        return out
+
+    @property
+    def data_path(self) -> str:
+        """How the training batches are made: ``memory`` (decoded once, cropped in the step), ``loader``
+        (DataLoader workers) or ``stream`` (a streamed split)."""
+        if self.memory is not None:
+            return "memory"
+        return "stream" if self.sampler is None else "loader"
+
     def fallback_images(self, accelerator: Any) -> int:
         """Undecodable training images replaced by the fallback sample, summed over processes."""
         count = torch.tensor([self.decoded_train.fallback_count], device=accelerator.device)
