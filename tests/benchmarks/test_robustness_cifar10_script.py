@@ -21,68 +21,96 @@ def _load():
     return mod
 
 
-def _fake_result(arm: str, seed: int, corruption_error: float, clean_error: float = 10.0) -> dict:
+_RESOLVED = {"model": "fastnet_cifar", "stem": "learned", "data_path": "memory", "epochs": 20, "aug": "none",
+             "jsd": False, "seed": 0}
+
+
+def _fake_result(arm: str, seed: int, corruption_error: float, clean_error: float = 10.0, cbar_error: float | None = None,
+                 **resolved) -> dict:
     return {"arm": arm, "seed": seed, "clean_error": clean_error, "corruption_error": corruption_error,
-            "rms_calibration_error_clean": 5.0, "rms_calibration_error_corrupted": 12.0, "train_time_s": 600.0,
-            "errors_by_corruption": {"fog": corruption_error + 1, "snow": corruption_error - 1},
+            "cbar_error": cbar_error, "rms_calibration_error_clean": 5.0, "rms_calibration_error_corrupted": 12.0,
+            "train_time_s": 600.0, "errors_by_corruption": {"fog": corruption_error + 1, "snow": corruption_error - 1},
+            "errors_by_family": {"weather": corruption_error},
             "errors_by_severity": {"1": corruption_error - 2, "5": corruption_error + 2},
-            "extra_corruptions": {"spatter": corruption_error / 2}}
+            "benchmark": {"name": "cifar10-C regenerated"},
+            "resolved_config": {**_RESOLVED, "seed": seed, "aug": arm, **resolved}}
 
 
-def test_plan_priority_order_and_best_variant(tmp_path, capsys):
+def test_plan_priority_order_and_top_two(tmp_path, capsys):
     study = _load()
-    assert [a.group for a in study.ARMS] == sorted(a.group for a in study.ARMS)  # a, then b, then c
-    names = {a.name for a in study.ARMS}
-    assert set(study.SEED_ARMS) <= names and set(study.DYNMIX_CANDIDATES) <= names
     results = tmp_path / "results"
     assert study.main(["--results-dir", str(results), "--list"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("todo  a standard_seed0")
+    assert [line.split(":")[0] for line in lines[:6]] == [
+        "todo  a standard_seed0", "todo  a augmix_jsd_seed0", "todo  a dynmix_jsd_seed0",
+        "todo  a dynmix_upright_jsd_seed0", "todo  a prime_jsd_seed0", "todo  s standard_whitened_stem_seed0"]
+    assert "todo  s standard_whitened_stem_seed0: --aug none --stem whitened" in lines
     assert sum(line.endswith("--aug augmix") for line in lines) == 3  # seed 0, 1 and 2
-    assert not any("seed1" in line and "dynmix-b1" in line for line in lines)  # best variant unknown yet
-    # once every DynMix candidate has its seed-0 result, the best of them joins group d
-    for i, name in enumerate(study.DYNMIX_CANDIDATES):
-        study._write_json(results / f"{name}_seed0.json", _fake_result(name, 0, 20.0 - (name == "dynmix_blend_jsd")
-                                                                         * 5 + i * 0.1))
+    assert not any("_2x" in line for line in lines)  # the top two are unknown yet
+    for i, name in enumerate(study.METHODS):
+        for seed in study.SEEDS:
+            study._write_json(results / f"{name}_seed{seed}.json", _fake_result(name, seed, 20.0 - i))
     assert study.main(["--results-dir", str(results), "--list"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert "done  b dynmix_blend_jsd_seed0: --aug dynmix-b1" in lines
-    assert "todo  d dynmix_blend_jsd_seed1: --aug dynmix-b1" in lines
-    assert "todo  d dynmix_blend_jsd_seed2: --aug dynmix-b1" in lines
+    assert lines[-2:] == ["todo  e prime_jsd_2x_seed0: --aug prime", "todo  e dynmix_upright_jsd_2x_seed0: --aug "
+                          "dynmix-ocifar_upright"]
+    study.Study(study.main.__globals__["argparse"].Namespace(
+        work_dir=tmp_path, results_dir=results, per_cell=20, no_cbar=True))  # constructible without C-bar
     with pytest.raises(SystemExit):
         study.main(["--arms", "standard,nope", "--list"])
     with pytest.raises(SystemExit):
         study.main(["--priority", "a,x", "--list"])
 
 
-def test_summary_mean_and_std_over_seeds(tmp_path):
+def test_summary_checks_configurations_and_calls_ties(tmp_path, capsys):
     study = _load()
-    for seed, err in enumerate((10.0, 12.0, 14.0)):
-        study._write_json(tmp_path / f"standard_seed{seed}.json", _fake_result("standard", seed, err))
-    study._write_json(tmp_path / "augmix_jsd_seed0.json", _fake_result("augmix_jsd", 0, 9.5))
+    for seed, (c, cb) in enumerate(((30.0, 28.0), (31.0, 29.0), (32.0, 30.0))):
+        study._write_json(tmp_path / f"standard_seed{seed}.json", _fake_result("standard", seed, c, cbar_error=cb))
+    for seed, (c, cb) in enumerate(((16.0, 20.0), (16.5, 20.5), (17.0, 21.0))):
+        study._write_json(tmp_path / f"augmix_jsd_seed{seed}.json", _fake_result(
+            "augmix_jsd", seed, c, cbar_error=cb, jsd=True))
+    for seed, (c, cb) in enumerate(((15.0, 24.0), (16.0, 25.0), (17.0, 26.0))):
+        study._write_json(tmp_path / f"dynmix_jsd_seed{seed}.json", _fake_result(
+            "dynmix_jsd", seed, c, cbar_error=cb, jsd=True))
     text = study.summary_markdown(study.load_results(tmp_path))
     row = next(line for line in text.splitlines() if line.startswith("| Standard |"))
-    assert "| 0,1,2 |" in row and "| 12.00 ± 2.00 |" in row and "| 26.9 |" in row  # sample std of 10, 12, 14
-    row = next(line for line in text.splitlines() if line.startswith("| AugMix + JSD (paper ops) |"))
-    assert "| 9.50 |" in row and "| 11.2 |" in row
-    assert "| fog | 13.0 | 10.5 |" in text and "| 5 | 14.0 | 11.5 |" in text  # per corruption, per severity
-    assert "| spatter | 6.0 | 4.8 |" in text.split("extra (validation) corruptions")[1]
-    assert "Table 5 layout" not in text  # no ablation finished yet
-    for seed, err in enumerate((8.0, 9.0)):
-        study._write_json(tmp_path / f"dynmix_jsd_seed{seed}.json", _fake_result("dynmix_jsd", seed, err))
-    study._write_json(tmp_path / "dynmix_linear_jsd_seed0.json", _fake_result("dynmix_linear_jsd", 0, 10.0))
-    study._write_json(tmp_path / "dynmix_blend_jsd_seed0.json", _fake_result("dynmix_blend_jsd", 0, 7.0))
+    assert "| 0,1,2 | 10.00 ± 0.00 | 31.00 ± 1.00 | 29.00 ± 1.00 |" in row  # sample std over seeds
+    assert "- Standard against AugMix + JSD: worse (C +14.50, seed std 1.00 / 0.50, C-bar +8.50" in text
+    # DynMix is 0.5 better on C but 4.5 worse on C-bar: not better on both, so a tie, whatever C says
+    assert "- AugMix + JSD against DynMix + JSD (paper): tie (C +0.50" in text
+    assert "Published figures, for context only" in text and "Mintun et al., WRN-40-2: C 11.1 / C-bar 16.0" in text
+    assert "| Standard | - | - | 31.0 | - |" in text.split("per corruption family")[1]
+    # the v1 confound: one arm with another stem is refused, naming the field; --allow-diff states it
+    study._write_json(tmp_path / "augmix_jsd_seed2.json", _fake_result("augmix_jsd", 2, 17.0, cbar_error=21.0,
+                                                                       jsd=True, stem="whitened"))
+    with pytest.raises(ValueError, match=r"differ in stem .*\n  stem: standard_seed0='learned', augmix_jsd_seed2="):
+        study.summary_markdown(study.load_results(tmp_path))
+    with pytest.raises(ValueError, match="differ in stem"):
+        study.main(["--results-dir", str(tmp_path), "--summary"])
+    assert study.main(["--results-dir", str(tmp_path), "--summary", "--allow-diff", "stem"]) == 0
+    assert "- `stem`: standard_seed0 = 'learned'" in (tmp_path / "summary.md").read_text()
+    assert (tmp_path / "c_vs_cbar.png").read_bytes()[:4] == b"\x89PNG"
+    # a v1 result file (no resolved configuration) is refused
+    v1 = _fake_result("mixup", 0, 30.0)
+    v1.pop("resolved_config")
+    study._write_json(tmp_path / "mixup_seed0.json", v1)
+    with pytest.raises(ValueError, match="recorded no resolved configuration"):
+        study.summary_markdown(study.load_results(tmp_path), ["stem"])
+
+
+def test_stem_table_compares_the_stem_only(tmp_path):
+    study = _load()
+    study._write_json(tmp_path / "standard_seed0.json", _fake_result("standard", 0, 23.0))
+    study._write_json(tmp_path / "standard_whitened_stem_seed0.json", _fake_result(
+        "standard_whitened_stem", 0, 29.4, aug="standard", stem="whitened"))
     text = study.summary_markdown(study.load_results(tmp_path))
-    table5 = text.split("Table 5 layout")[1].split("\n\n")[1].splitlines()
-    assert table5[2].startswith("| DynMix + JSD (literal) | a | 0,1 | 10.00 ± 0.00 | 8.50 ± 0.71 | | 5.00 ± 0.00 / "
-                                "12.00 ± 0.00 |")
-    assert table5[3].startswith("| DynMix + JSD, linear component only | c | 0 | 10.00 | 10.00 | +1.50 |")
-    assert table5[4].startswith("| AugMix + JSD (paper ops) | a | 0 | 10.00 | 9.50 | | 5.00 / 12.00 |")
-    assert ("- DynMix + JSD (literal) against AugMix + JSD (paper ops): -1.00 points of CIFAR-10-C error (DynMix + "
-            "JSD (literal) 8.50 over seeds 0,1, AugMix + JSD (paper ops) 9.50 over seeds 0); seed std 0.71 / n/a (1 "
-            "seed)") in text
-    assert "- the best DynMix variant (DynMix + JSD, skip blend) against AugMix + JSD (paper ops): -2.50 points" in text
-    assert "- the non-linear term: literal DynMix against its linear component: -1.50 points" in text
+    stem = text.split("Stem choice")[1]
+    assert "| Standard (`stem: learned`) | 0 | 10.00 | 23.00 |" in stem
+    assert "| Standard, frozen whitened stem (v1's) (`stem: whitened`) | 0 | 10.00 | 29.40 |" in stem
+    study._write_json(tmp_path / "standard_whitened_stem_seed0.json", _fake_result(
+        "standard_whitened_stem", 0, 29.4, aug="standard", stem="whitened", epochs=40))
+    with pytest.raises(ValueError, match="differ in epochs"):  # anything beyond the stem is still refused
+        study.summary_markdown(study.load_results(tmp_path))
 
 
 @pytest.mark.usefixtures("eval_extra")
@@ -103,18 +131,20 @@ def test_tiny_study_end_to_end_and_resume(tmp_path):
     results, work = tmp_path / "results", tmp_path / "work"
     study = _load()
     argv = ["--data-dir", str(data), "--work-dir", str(work), "--results-dir", str(results), "--recipe", str(recipe),
-            "--per-cell", "20", "--arms", "standard,dynmix_jsd"]
+            "--per-cell", "20", "--arms", "standard,dynmix_jsd", "--no-cbar"]
     assert study.main(argv) == 0
     files = sorted(p.name for p in results.glob("*.json"))
     assert files == ["dynmix_jsd_seed0.json", "standard_seed0.json"]
     r = json.loads((results / "dynmix_jsd_seed0.json").read_text())
-    assert r["jsd"] is True and r["aug"].startswith("dynmix-") and r["group"] == "a"
+    assert r["jsd"] is True and r["aug"].startswith("dynmix-") and r["group"] == "a" and r["cbar_error"] is None
+    assert r["resolved_config"]["stem"] == "learned" and r["resolved_config"]["data_path"] == "memory"
+    assert set(r["errors_by_family"]) == {"noise", "blur", "weather", "digital"}
     assert len(r["errors_by_corruption"]) == 15 and len(r["extra_corruptions"]) == 4
     assert set(r["errors_by_severity"]) == {"1", "2", "3", "4", "5"}
     assert 0 <= r["clean_error"] <= 100 and 0 <= r["corruption_error"] <= 100 and r["train_images_per_s"] > 0
     assert r["commands"]["train"].startswith("python -m timm_dynmix.cli train -c ")
     assert "--aug dynmix --seed 0" in r["commands"]["train"] and "--resume latest" in r["commands"]["train"]
-    assert "--class-balanced" in r["commands"]["make_c"] and r["provenance"]["cores"] >= 1
+    assert "--class-balanced" in r["commands"]["make_c_c"] and r["provenance"]["cores"] >= 1
     manifest = json.loads((work / "cifar10-c-20" / "make_c.json").read_text())
     assert manifest["class_balanced"] is True and manifest["split"] == "test"
     labels = np.load(work / "cifar10-c-20" / "labels.npy")[:20]
@@ -124,33 +154,4 @@ def test_tiny_study_end_to_end_and_resume(tmp_path):
     assert study.main(argv) == 0
     assert {p: p.stat().st_mtime_ns for p in (work / "runs").rglob("results.json")} == stamps
     assert study.main(["--results-dir", str(results), "--work-dir", str(work), "--summary"]) == 0
-    assert "| DynMix + JSD (literal) |" in (results / "summary.md").read_text()
-    assert (results / "compare_table1.png").is_file()  # standard and dynmix_jsd side by side, from their JSONs
-    assert not (results / "compare_variants_ablations.png").exists()  # only one of its arms ran
-
-
-def test_summary_plots_come_from_the_result_files(tmp_path, monkeypatch):
-    """--summary draws the comparison figures from the seed-0 result JSONs alone: a work dir without any evaluation
-    report (a fresh machine) still gets every finished arm in the plots, and seeds 1-2 are not mixed in."""
-    import timm_dynmix.robustness.report as report
-
-    study = _load()
-    results = tmp_path / "results"
-    for name, err in (("standard", 29.0), ("augmix_jsd", 16.0), ("dynmix_jsd", 20.0), ("dynmix_upright_jsd", 17.0)):
-        study._write_json(results / f"{name}_seed0.json", _fake_result(name, 0, err))
-    study._write_json(results / "dynmix_jsd_seed1.json", _fake_result("dynmix_jsd", 1, 50.0))
-    drawn = {}
-    real = report.compare_plot
-
-    def spy(reports, path):
-        drawn[Path(path).name] = real(reports, path)
-        return drawn[Path(path).name]
-
-    monkeypatch.setattr(report, "compare_plot", spy)
-    assert study.main(["--results-dir", str(results), "--work-dir", str(tmp_path / "empty-work"), "--summary"]) == 0
-    assert (results / "compare_table1.png").is_file() and (results / "compare_variants_ablations.png").is_file()
-    table1 = drawn["compare_table1.png"]
-    assert table1["labels"] == ["standard", "augmix_jsd", "dynmix_jsd"]
-    assert table1["groups"] == ["fog", "snow", "clean", "mean -C"]
-    assert table1["errors"][2] == [21.0, 19.0, 10.0, 20.0]  # dynmix_jsd seed 0, not seed 1's 50.0
-    assert drawn["compare_variants_ablations.png"]["labels"] == ["augmix_jsd", "dynmix_jsd", "dynmix_upright_jsd"]
+    assert "| DynMix + JSD (paper) | 0 |" in (results / "summary.md").read_text()  # the configurations checked
