@@ -217,6 +217,9 @@ class Study:
         cmds = {f"make_c_{s}": _cmd_str(self.make_c_cmd(s)) for s in self.benches}
         cmds["train"] = _cmd_str(self.train_cmd(arm, seed, longer))
         if not (run / "results.json").is_file():
+            started = run / "study_provenance.json"  # the code the training ran, not the code at the end
+            if not started.is_file():
+                _write_json(started, provenance())
             _run(self.train_cmd(arm, seed, longer), self.work / "logs" / f"{name}_seed{seed}.train.log")
         reports = {}
         for suite in self.benches:
@@ -229,7 +232,9 @@ class Study:
         result["commands"] = cmds
         result["study_command"] = "python benchmarks/robustness_cifar10.py " + " ".join(
             shlex.quote(a) for a in self.args.argv)
-        result["provenance"] = provenance()
+        result["provenance"] = provenance()  # of the evaluation and this file
+        started = run / "study_provenance.json"
+        result["train_provenance"] = json.loads(started.read_text()) if started.is_file() else None
         if old is not None:  # C-bar added to an earlier result: keep when and how the rest was made
             result["provenance_before_cbar"] = old.get("provenance")
         _write_json(out, result)

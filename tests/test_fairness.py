@@ -54,7 +54,7 @@ def test_allow_diff_is_reported():
 
 
 def test_unrecorded_runs_are_refused_unless_anything_goes():
-    with pytest.raises(IncomparableRunsError, match="1 run.s. recorded no resolved configuration.*v1"):
+    with pytest.raises(IncomparableRunsError, match=r"1 run\(s\) recorded no resolved configuration.*v1"):
         check_comparable({"new": _cfg(), "v1": None})
     shown = check_comparable({"new": _cfg(), "v1": None, "other": _cfg(epochs=40)}, allow_diff=["*"])
     assert shown["<resolved configuration>"] == {"v1": "not recorded"}

@@ -25,8 +25,8 @@ _RESOLVED = {"model": "fastnet_cifar", "stem": "learned", "data_path": "memory",
              "jsd": False, "seed": 0}
 
 
-def _fake_result(arm: str, seed: int, corruption_error: float, clean_error: float = 10.0, cbar_error: float | None = None,
-                 **resolved) -> dict:
+def _fake_result(arm: str, seed: int, corruption_error: float, clean_error: float = 10.0,
+                 cbar_error: float | None = None, **resolved) -> dict:
     return {"arm": arm, "seed": seed, "clean_error": clean_error, "corruption_error": corruption_error,
             "cbar_error": cbar_error, "rms_calibration_error_clean": 5.0, "rms_calibration_error_corrupted": 12.0,
             "train_time_s": 600.0, "errors_by_corruption": {"fog": corruption_error + 1, "snow": corruption_error - 1},
