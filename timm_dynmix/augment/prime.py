@@ -234,11 +234,12 @@ def parse_prime_config(config: str | PrimeConfig) -> PrimeConfig:
         base, rest = _PRESETS["imagenet"], rest[1:]
     kwargs: dict[str, Any] = {}
     for section in rest:
+        if section in _PRESETS:
+            raise ValueError(f"preset {section!r} must come right after 'prime' in PRIME config {config!r}")
         match = _SECTION_RE.match(section)
         if not match or match.group(1) not in _KEYS:
             known = ", ".join(f"'{k}' ({v})" for k, v in _KEYS.items())
-            where = " ('imagenet' must come right after 'prime')" if section == "imagenet" else ""
-            raise ValueError(f"unknown section {section!r} in PRIME config {config!r}{where}; known keys: {known}")
+            raise ValueError(f"unknown section {section!r} in PRIME config {config!r}; known keys: {known}")
         key, raw = match.groups()
         name = _KEYS[key]
         if name in kwargs:
@@ -362,6 +363,9 @@ def temperature_range(n: int, cut: torch.Tensor) -> tuple[torch.Tensor, torch.Te
     return 1.0 / (math.pi * n**2 * log), 4.0 / (math.pi**3 * c**2 * log)
 
 
+_SHARED = ("sigma", "cutmax", "beta_cut", "beta_temp", "key", "color_cut", "color_temp", "color_u")
+
+
 def _draw(cfg: PrimeConfig, count: int, device: torch.device, generator: torch.Generator | None) -> dict:
     """The raw draws of ``count`` (view, image) pairs, in a fixed order; leading dim ``count``.
 
@@ -371,28 +375,33 @@ def _draw(cfg: PrimeConfig, count: int, device: torch.device, generator: torch.G
     w, d, k = cfg.width, cfg.max_depth, cfg.kernel_size
     length = cfg.color_band if cfg.color_band > 0 else cfg.color_cut
     kw = {"device": device, "generator": generator}
+    # per chain: depth, the family of every step, the filter noise, the color coefficients; per step of a view,
+    # shared by its chains as the reference shares them across the batch of chains: sigma, the diffeo's cutmax,
+    # cut, T and field, the color cut, T and band start
     out = {
         "depth": torch.randint(1, d + 1, (count, w), **kw),
         "family": torch.randint(len(cfg.families), (count, w, d), **kw),
-        "sigma": torch.rand((count, w, d), **kw) * cfg.sigma,
+        "sigma": torch.rand((count, d), **kw) * cfg.sigma,
         "noise": torch.randn((count, w, d, k, k), **kw),
-        "cutmax": torch.randint(DIFFEO_CUT_MIN + 1, cfg.diffeo_cut + 1, (count, w, d), **kw),
-        "beta_cut": _beta(DIFFEO_BETA, DIFFEO_BETA, (count, w, d), device, generator),
-        "beta_temp": _beta(DIFFEO_BETA, DIFFEO_BETA, (count, w, d), device, generator),
-        "key": torch.randint(0, 1 << 62, (count, w, d), **kw),
-        "color_cut": torch.randint(1, cfg.color_cut + 1, (count, w, d), **kw),
-        "color_temp": torch.rand((count, w, d), **kw) * cfg.color_temp,
-        "color_u": torch.rand((count, w, d), dtype=torch.float64, **kw),
+        "cutmax": torch.randint(DIFFEO_CUT_MIN + 1, cfg.diffeo_cut + 1, (count, d), **kw),
+        "beta_cut": _beta(DIFFEO_BETA, DIFFEO_BETA, (count, d), device, generator),
+        "beta_temp": _beta(DIFFEO_BETA, DIFFEO_BETA, (count, d), device, generator),
+        "key": torch.randint(0, 1 << 62, (count, d), **kw),
+        "color_cut": torch.randint(1, cfg.color_cut + 1, (count, d), **kw),
+        "color_temp": torch.rand((count, d), **kw) * cfg.color_temp,
+        "color_u": torch.rand((count, d), dtype=torch.float64, **kw),
         "color_noise": torch.randn((count, w, d, COLOR_CHANNELS, length), **kw),
         "dirichlet": _gamma(1.0, (count, w), device, generator),
         "skip": torch.rand((count,), **kw),
     }
+    for name in _SHARED:
+        out[name] = out[name].unsqueeze(1).expand(count, w, d)
     return out
 
 
 def _finish(cfg: PrimeConfig, raw: dict, batch_size: int, size: tuple[int, int]) -> PrimeParams:
     """Turn the raw draws of ``num_mixes * B`` pairs (view-major) into :class:`PrimeParams`."""
-    n, b, w, d, k = cfg.num_mixes, batch_size, cfg.width, cfg.max_depth, cfg.kernel_size
+    n, b, w, d = cfg.num_mixes, batch_size, cfg.width, cfg.max_depth
 
     def slots(t: torch.Tensor) -> torch.Tensor:  # (n * b, w, d, ...) -> (d, S) with S = (view * w + chain) * b + i
         t = t.reshape(n, b, w, d, *t.shape[3:]).transpose(1, 2)  # (n, w, b, d, ...)
@@ -516,7 +525,7 @@ def displacement(cut: torch.Tensor, temp: torch.Tensor, key: torch.Tensor, size:
 
 def remap(x: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor) -> torch.Tensor:
     """Bilinear resampling of ``x`` at ``(x - dx, y - dy)``, coordinates clamped to the image (the reference's)."""
-    m, _, h, w = x.shape
+    h, w = x.shape[-2:]
     xs = torch.arange(w, device=x.device, dtype=torch.float32).view(1, 1, w)
     ys = torch.arange(h, device=x.device, dtype=torch.float32).view(1, h, 1)
     xn = (xs - dx).clamp_(0, w - 1)
