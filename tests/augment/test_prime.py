@@ -338,3 +338,20 @@ def test_displacement_matches_reference():
     ref, se = REFERENCE_DISPLACEMENT_RMS_32
     ours_se = float(rms.std()) / math.sqrt(rms.numel())
     assert abs(float(rms.mean()) - ref) <= 4 * math.hypot(se, ours_se), (float(rms.mean()), ref)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_cpu():
+    """Per-sample params drawn on the CPU give the same views on a GPU (float32 arithmetic aside)."""
+    x = synthetic_batch(6)
+    aug = PrimeBatch()
+    key = torch.tensor([[5], [1 << 61]])
+    assert torch.equal(hashed_normal(key.cuda(), torch.arange(1000, device="cuda")).cpu(),
+                       hashed_normal(key, torch.arange(1000)))
+    cpu = aug(x, seed=2, epoch=1, indices=list(range(6)))
+    gpu = aug(x.cuda(), seed=2, epoch=1, indices=list(range(6)))
+    for a, b in zip(cpu, gpu):
+        assert b.device.type == "cuda" and (a.float() - b.cpu().float()).abs().mean() < 0.05
+    g = torch.Generator("cuda").manual_seed(0)
+    v = aug.views(x.cuda(), (0.5,) * 3, (0.5,) * 3, g)
+    assert v.shape == (18, 3, 32, 32) and v.device.type == "cuda"

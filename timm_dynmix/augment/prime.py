@@ -52,12 +52,15 @@ reads ``num_mixes`` and ``jsd_weight``): ImageNet as the reference ran it needs 
 Differences from the reference (``amodas/PRIME-augmentations``, ``utils/prime.py``, ``utils/diffeomorphism.py``,
 ``utils/color_jitter.py``, ``utils/rand_filter.py``), all deliberate:
 
-* **Per-sample draws.** The reference calls each primitive once per chain step on the whole batch of chains, so
-  one ``sigma`` (spectral), one ``(cutmax, cut, T)`` and one displacement field (spatial), and one ``(cut, T)``
-  (and band start ``k0``) (color) are shared by every image of the batch at that step; only the filter weights and
-  the color coefficients are per image. Here every image, view, chain and step draws its own: each image's views
-  follow the reference's distribution exactly, but they no longer depend on the other images of the batch, which
-  makes them reproducible per sample (``seed`` / ``indices``) and the batch more diverse.
+* **Per-sample draws.** The reference calls each primitive once per chain step on the whole batch of chains
+  (``width * B`` images), so one ``sigma`` (spectral), one ``(cutmax, cut, T)`` and one displacement field
+  (spatial), and one ``(cut, T)`` and band start ``k0`` (color) are shared by every chain of every image of the
+  batch at that step; the filter weights and the color coefficients are drawn per chain. Here these shared draws
+  are made per image, view and step, and shared by the ``width`` chains of that view only (the chains of one view
+  are correlated exactly as in the reference, where they are always part of the same call), while depths,
+  families, filter weights and color coefficients stay per chain. So one view of an image has exactly the
+  reference's distribution (the reference run one image at a time), but it does not depend on the other images
+  of the batch: views are reproducible per sample (``seed`` / ``indices``) and a batch is more diverse.
 * **The filter's delta.** The reference builds ``delta`` with ``center = ceil(k / 2)``, which for ``k = 3`` is
   index 2 of each axis (element ``[2, 2]``, a corner, flat index 8) instead of 1. With ``F.conv2d``
   (cross-correlation) the identity part of the filter then reads the pixel one step down and right, so the
