@@ -59,7 +59,7 @@ Differences from the reference (``amodas/PRIME-augmentations``, ``utils/prime.py
   are made per image, view and step, and shared by the ``width`` chains of that view only (the chains of one view
   are correlated exactly as in the reference, where they are always part of the same call), while depths,
   families, filter weights and color coefficients stay per chain. So one view of an image has exactly the
-  reference's distribution (the reference run one image at a time), but it does not depend on the other images
+  reference's distribution (the reference's, run on one image at a time), but it does not depend on the other images
   of the batch: views are reproducible per sample (``seed`` / ``indices``) and a batch is more diverse.
 * **The filter's delta.** The reference builds ``delta`` with ``center = ceil(k / 2)``, which for ``k = 3`` is
   index 2 of each axis (element ``[2, 2]``, a corner, flat index 8) instead of 1. With ``F.conv2d``
@@ -73,10 +73,11 @@ Differences from the reference (``amodas/PRIME-augmentations``, ``utils/prime.py
   mix in [0, 1], which is what is computed here (no clipping after the mix, as in the reference); :meth:`views`
   normalizes afterwards, :meth:`forward` returns the [0, 1] mix (uint8: rounded).
 * **Displacement-field noise.** The ``cut x cut`` Gaussian coefficients of a field (up to 250,000 for ImageNet)
-  are not stored in the params: the params hold a 62-bit noise key per (view, chain, step, image), and ``apply``
-  derives the coefficient of mode ``(i, j)`` of field ``u`` or ``v`` from that key and the mode with a counter-based
-  hash (two 32-bit rounds of a multiply-xorshift hash, then Box-Muller), on the batch's device. They are standard
-  normal and independent across modes and keys, like the reference's ``torch.randn``, but not the same numbers.
+  are not stored in the params: they hold a 62-bit noise key per (view, step, image), shared by the view's chains,
+  and ``apply`` derives the coefficient of mode ``(i, j)`` of field ``u`` or ``v`` from that key and the mode with
+  a counter-based hash (two 32-bit rounds of a multiply-xorshift hash, then Box-Muller), on the batch's device.
+  They are standard normal and independent across modes and keys, like the reference's ``torch.randn``, but not
+  the same numbers.
 * The color coefficients are drawn for 3 channels (a 1-channel image uses the first); the reference's NaN guard of
   the filter (for mixed precision) is not needed in float32 and is left out.
 """
