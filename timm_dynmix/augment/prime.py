@@ -108,7 +108,6 @@ SEED_SPLIT = "prime"  # the ``split`` of ``derive_seed`` for per-sample draws
 FAMILIES = ("spectral", "spatial", "color")
 IDENTITY_TAPS = ("center", "corner")
 DIFFEO_CUT_MIN = 2  # the reference's cutmin
-DIFFEO_BETA = 0.5  # Beta(s - s / (r + 1), s / (r + 1)) with s = r = 1 for both cut and T
 COLOR_CHANNELS = 3  # color coefficients are drawn for 3 channels
 _CPU_CHUNK_FLOATS = 1 << 22  # floats per chunk of the field / color computations (16 MiB)
 _CUDA_CHUNK_FLOATS = 1 << 28
@@ -340,22 +339,6 @@ class PrimeParams:
         return PrimeParams(**moved, size=self.size)
 
 
-def _gamma(conc: float, shape: tuple[int, ...], device: torch.device,
-           generator: torch.Generator | None) -> torch.Tensor:
-    """Gamma(conc) samples in float64 (``Gamma(a) = Gamma(a + 1) * U ** (1 / a)``, exact for small ``a``)."""
-    g = torch._standard_gamma(torch.full(shape, conc + 1.0, dtype=torch.float64, device=device), generator=generator)
-    u = torch.rand(shape, dtype=torch.float64, device=device, generator=generator)
-    return g * u.clamp_(min=torch.finfo(torch.float64).tiny).pow_(1.0 / conc)
-
-
-def _beta(a: float, b: float, shape: tuple[int, ...], device: torch.device,
-          generator: torch.Generator | None) -> torch.Tensor:
-    """Beta(a, b) samples in float64 (G_a / (G_a + G_b))."""
-    ga, gb = _gamma(a, shape, device, generator), _gamma(b, shape, device, generator)
-    total = ga + gb
-    return torch.where(total > 0, ga / total.clamp(min=torch.finfo(torch.float64).tiny), 0.5)
-
-
 def temperature_range(n: int, cut: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The reference's allowed temperatures for an ``n``-pixel side and per-sample ``cut`` (float64 tensors).
 
@@ -370,33 +353,72 @@ def temperature_range(n: int, cut: torch.Tensor) -> tuple[torch.Tensor, torch.Te
 _SHARED = ("sigma", "cutmax", "beta_cut", "beta_temp", "key", "color_cut", "color_temp", "color_u")
 
 
-def _draw(cfg: PrimeConfig, count: int, device: torch.device, generator: torch.Generator | None) -> dict:
-    """The raw draws of ``count`` (view, image) pairs, in a fixed order; leading dim ``count``.
+def _draw(cfg: PrimeConfig, count: int, device: torch.device,
+          generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The raw draws of ``count`` (view, image) pairs; leading dim ``count``.
 
-    One call with ``count = num_mixes * B`` (view-major) and ``B * num_mixes`` calls with ``count = 1`` draw the
-    same distribution; each pair's draws do not depend on the size of the images.
+    Three generator calls, whatever ``count``: one block of float64 uniforms, one of float32 normals and the
+    field keys, so that a per-sample draw (``count = 1``) is cheap. Integers are ``lo + floor(U * n)``;
+    Beta(1/2, 1/2) (the reference's ``Diffeo`` draws) is the arcsine law ``sin(pi U / 2)^2``; the Dirichlet(1, ...,
+    1) weights are normalized ``-log U``; the rest as in the module docstring. One call with ``count = num_mixes *
+    B`` (view-major) and ``B * num_mixes`` calls with ``count = 1`` draw the same distribution; a pair's draws do
+    not depend on the size of the images.
+
+    Per chain: the depth, the family of every step, the filter noise, the color coefficients, the chain weight.
+    Per step of a view, shared by its chains as the reference shares them across its batch of chains: sigma; the
+    diffeo's cutmax, cut, T and field key; the color cut, T and band start.
     """
-    w, d, k = cfg.width, cfg.max_depth, cfg.kernel_size
-    length = cfg.color_band if cfg.color_band > 0 else cfg.color_cut
     kw = {"device": device, "generator": generator}
-    # per chain: depth, the family of every step, the filter noise, the color coefficients; per step of a view,
-    # shared by its chains as the reference shares them across the batch of chains: sigma, the diffeo's cutmax,
-    # cut, T and field, the color cut, T and band start
+    sizes = _uniform_sizes(cfg)
+    uniform = torch.rand((count, sum(sizes.values())), dtype=torch.float64, **kw)
+    normal = torch.randn((count, _normal_size(cfg)), **kw)
+    key = torch.randint(0, 1 << 62, (count, cfg.max_depth), **kw)
+    return uniform, normal, key
+
+
+def _uniform_sizes(cfg: PrimeConfig) -> dict[str, int]:
+    w, d = cfg.width, cfg.max_depth
+    return {"depth": w, "family": w * d, "sigma": d, "cutmax": d, "beta_cut": d, "beta_temp": d, "color_cut": d,
+            "color_temp": d, "color_u": d, "dirichlet": w, "skip": 1}
+
+
+def _color_length(cfg: PrimeConfig) -> int:
+    return cfg.color_band if cfg.color_band > 0 else cfg.color_cut
+
+
+def _normal_size(cfg: PrimeConfig) -> int:
+    return cfg.width * cfg.max_depth * (cfg.kernel_size**2 + COLOR_CHANNELS * _color_length(cfg))
+
+
+def _transform(cfg: PrimeConfig, uniform: torch.Tensor, normal: torch.Tensor, key: torch.Tensor) -> dict:
+    """The draws of :func:`_draw` as named parameters, (count, width, max_depth, ...) per step."""
+    w, d, k = cfg.width, cfg.max_depth, cfg.kernel_size
+    count, length = uniform.shape[0], _color_length(cfg)
+    sizes = _uniform_sizes(cfg)
+    u = dict(zip(sizes, uniform.split(list(sizes.values()), dim=1)))
+
+    def integer(v: torch.Tensor, lo: int, hi: int) -> torch.Tensor:  # uniform in lo..hi
+        return (lo + (v * (hi - lo + 1)).floor().long()).clamp_(max=hi)
+
+    def arcsine(v: torch.Tensor) -> torch.Tensor:  # Beta(1/2, 1/2)
+        return torch.sin(v * (math.pi / 2)) ** 2
+
+    noise, color_noise = normal.split([w * d * k * k, w * d * COLOR_CHANNELS * length], dim=1)
     out = {
-        "depth": torch.randint(1, d + 1, (count, w), **kw),
-        "family": torch.randint(len(cfg.families), (count, w, d), **kw),
-        "sigma": torch.rand((count, d), **kw) * cfg.sigma,
-        "noise": torch.randn((count, w, d, k, k), **kw),
-        "cutmax": torch.randint(DIFFEO_CUT_MIN + 1, cfg.diffeo_cut + 1, (count, d), **kw),
-        "beta_cut": _beta(DIFFEO_BETA, DIFFEO_BETA, (count, d), device, generator),
-        "beta_temp": _beta(DIFFEO_BETA, DIFFEO_BETA, (count, d), device, generator),
-        "key": torch.randint(0, 1 << 62, (count, d), **kw),
-        "color_cut": torch.randint(1, cfg.color_cut + 1, (count, d), **kw),
-        "color_temp": torch.rand((count, d), **kw) * cfg.color_temp,
-        "color_u": torch.rand((count, d), dtype=torch.float64, **kw),
-        "color_noise": torch.randn((count, w, d, COLOR_CHANNELS, length), **kw),
-        "dirichlet": _gamma(1.0, (count, w), device, generator),
-        "skip": torch.rand((count,), **kw),
+        "depth": integer(u["depth"], 1, d),
+        "family": integer(u["family"], 0, len(cfg.families) - 1).view(count, w, d),
+        "sigma": u["sigma"] * cfg.sigma,
+        "noise": noise.reshape(count, w, d, k, k),
+        "cutmax": integer(u["cutmax"], DIFFEO_CUT_MIN + 1, cfg.diffeo_cut),
+        "beta_cut": arcsine(u["beta_cut"]),
+        "beta_temp": arcsine(u["beta_temp"]),
+        "key": key,
+        "color_cut": integer(u["color_cut"], 1, cfg.color_cut),
+        "color_temp": u["color_temp"] * cfg.color_temp,
+        "color_u": u["color_u"],
+        "color_noise": color_noise.reshape(count, w, d, COLOR_CHANNELS, length),
+        "dirichlet": -torch.log(u["dirichlet"].clamp(min=torch.finfo(torch.float64).tiny)),
+        "skip": u["skip"].view(count),
     }
     for name in _SHARED:
         out[name] = out[name].unsqueeze(1).expand(count, w, d)
@@ -633,8 +655,7 @@ class PrimeBatch(nn.Module):
             if indices is not None:
                 raise ValueError("indices need a seed: pass seed=... (per-sample draws) or leave indices out")
             g = _check_generator(generator, device)
-            raw = _draw(cfg, n * b, device, g)
-            return _finish(cfg, raw, b, size)
+            return _finish(cfg, _transform(cfg, *_draw(cfg, n * b, device, g)), b, size)
         if generator is not None:
             raise ValueError("pass either seed (per-sample draws) or generator, not both")
         idx = list(range(b)) if indices is None else _as_indices(indices, b)
@@ -644,7 +665,7 @@ class PrimeBatch(nn.Module):
             for i in idx:
                 g = torch.Generator().manual_seed(derive_seed(seed, epoch, i, k + 1, split=SEED_SPLIT))
                 draws.append(_draw(cfg, 1, cpu, g))
-        raw = {name: torch.cat([d[name] for d in draws]) for name in draws[0]}
+        raw = _transform(cfg, *(torch.cat(block) for block in zip(*draws)))
         return _finish(cfg, raw, b, size).to(device)
 
     # -- apply ----------------------------------------------------------------------------------------------------
