@@ -1,7 +1,7 @@
 """PrimeBatch: config strings, determinism, per-sample draws, shapes and errors, and fidelity to the original PRIME.
 
 Reference figures. They were measured by running the original PRIME code (github.com/amodas/PRIME-augmentations,
-commit 0290f6b: ``utils/prime.py`` ``GeneralizedPRIMEModule`` + ``PRIMEAugModule``, ``utils/diffeomorphism.py``
+commit 0290f6be3771: ``utils/prime.py`` ``GeneralizedPRIMEModule`` + ``PRIMEAugModule``, ``utils/diffeomorphism.py``
 ``Diffeo``, ``utils/color_jitter.py`` ``RandomSmoothColor``, ``utils/rand_filter.py`` ``RandomFilter``, built as
 its ``train.py`` builds them from ``config/cifar10_cfg.py``: diffeo sT = rT = scut = rcut = 1, cutmin 2, cutmax
 100, alpha 1, stochastic; color cut 100, T 0.01, no bandwidth, stochastic; filter k 3, sigma 4, stochastic;
@@ -308,6 +308,8 @@ def test_errors():
         aug.apply(synthetic_batch(3), aug.sample_params(2, (32, 32)))
     with pytest.raises(ValueError, match="drawn for"):
         PrimeBatch("prime-w2").apply(x, aug.sample_params(2, (32, 32)))
+    with pytest.raises(ValueError, match="drawn for"):
+        PrimeBatch("prime-k5").apply(x, aug.sample_params(2, (32, 32)))
     with pytest.raises(TypeError):
         PrimeBatch(generator=0)
     with pytest.raises(ValueError, match="std"):

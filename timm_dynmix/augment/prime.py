@@ -718,7 +718,8 @@ class PrimeBatch(nn.Module):
             raise TypeError(f"params must be PrimeParams (from sample_params), got {type(params).__name__}")
         cfg = self.config
         if (params.size != tuple(x.shape[2:]) or params.batch_size != x.shape[0] or params.num_mixes != cfg.num_mixes
-                or params.width != cfg.width or params.family.shape[0] != cfg.max_depth):
+                or params.width != cfg.width or params.family.shape[0] != cfg.max_depth
+                or params.kernel.shape[-1] != cfg.kernel_size or params.color_coeff.shape[-1] != _color_length(cfg)):
             raise ValueError(f"params were drawn for {params.batch_size} images of {params.size} "
                              f"({params.num_mixes} views, width {params.width}, depth {params.family.shape[0]}), "
                              f"got a batch of shape {tuple(x.shape)} for config {cfg.to_string()!r}")
