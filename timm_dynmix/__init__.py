@@ -6,6 +6,7 @@ Public API::
     from timm_dynmix import create_model, save_pretrained, push_to_hub   # Hugging Face Hub
     from timm_dynmix import DynamicMixupBatch   # the same augmentation on uint8/float batches, on any device
     from timm_dynmix import AugMix, AutoAugmentStar, RandomAutoAugmentStar   # the papers' baselines
+    from timm_dynmix import PrimeBatch, PrimeConfig, parse_prime_config   # PRIME on batches, on any device
     from timm_dynmix import corrupt, make_c, evaluate_corruptions, build_report, write_report   # robustness
 
 The names are loaded on first use (``import timm_dynmix`` itself loads neither torch nor timm). Our timm
@@ -27,6 +28,8 @@ _EXPORTS = _lazy.exports({
     "timm_dynmix.augment.batched": ("DynamicMixupBatch", "BatchParams"),
     "timm_dynmix.augment.baselines": ("AugMix", "AugMixConfig", "parse_augmix_config", "format_augmix_config",
                                       "AutoAugmentStar", "RandomAutoAugmentStar"),
+    "timm_dynmix.augment.prime": ("PrimeBatch", "PrimeConfig", "PrimeParams", "parse_prime_config",
+                                  "format_prime_config"),
     "timm_dynmix.augment.ops": ("Op", "OPS", "OP_SETS", "get_op", "resolve_ops"),
     "timm_dynmix.data.views": ("DynMixViews", "DynMixDataset", "collate_splits"),
     "timm_dynmix.data.transforms_factory": ("create_transform",),
@@ -59,6 +62,7 @@ __all__ = [
     "DynamicMixup", "MixParams", "mix",
     "DynamicMixupBatch", "BatchParams",
     "AugMix", "AugMixConfig", "parse_augmix_config", "format_augmix_config", "AutoAugmentStar", "RandomAutoAugmentStar",
+    "PrimeBatch", "PrimeConfig", "PrimeParams", "parse_prime_config", "format_prime_config",
     "Op", "OPS", "OP_SETS", "get_op", "resolve_ops",
     "DynMixViews", "DynMixDataset", "collate_splits", "create_transform", "is_dynmix",
     "JsdLoss", "TimmJsdCrossEntropy", "js_divergence",
@@ -96,6 +100,13 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real names
     from timm_dynmix.augment.config import DynMixConfig, format_config, is_dynmix, parse_config
     from timm_dynmix.augment.dynmix import DynamicMixup, MixParams, mix
     from timm_dynmix.augment.ops import OP_SETS, OPS, Op, get_op, resolve_ops
+    from timm_dynmix.augment.prime import (
+        PrimeBatch,
+        PrimeConfig,
+        PrimeParams,
+        format_prime_config,
+        parse_prime_config,
+    )
     from timm_dynmix.data.sampler import subset_indices
     from timm_dynmix.data.transforms_factory import create_transform
     from timm_dynmix.data.views import DynMixDataset, DynMixViews, collate_splits
