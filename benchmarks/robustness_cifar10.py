@@ -3,12 +3,13 @@
 Claim checked: DynMix (the paper reports CIFAR-10-C error 8.9 against AugMix's 11.2 for WRN-40-2, 100 epochs) is
 more robust than AugMix; PRIME (Modas et al., ECCV 2022) is the strongest cheap method since. Every arm trains the
 fast CPU recipe (``examples/configs/cifar10_fast_cpu.yaml``: same network, stem, data path, epochs, schedule, batch
-and seeds; only the augmentation and its loss differ), and every model is evaluated on the same regenerated
-CIFAR-10-C (``make-c --suite c --params cifar``: 15 + 4 corruptions x 5 severities) and CIFAR-10-C-bar (``make-c
---suite c-bar``: Mintun et al.'s 10 corruptions x 5 severities), a class-balanced seeded subset of the test set, the
-same images in every cell. Before a table is written the resolved configurations of its runs are checked
-(:func:`timm_dynmix.fairness.check_comparable`): runs that differ in anything but the augmentation/loss fields (and
-the seed) are refused, naming the fields, unless ``--allow-diff FIELD`` is given (stated under the table).
+and seeds, in fp32 on every machine (:data:`PROTOCOL`); only the augmentation and its loss differ), and every model
+is evaluated on the same regenerated CIFAR-10-C (``make-c --suite c --params cifar``: 15 + 4 corruptions x 5
+severities) and CIFAR-10-C-bar (``make-c --suite c-bar``: Mintun et al.'s 10 corruptions x 5 severities), a
+class-balanced seeded subset of the test set, the same images in every cell. Before a table is written the resolved
+configurations of its runs are checked (:func:`timm_dynmix.fairness.check_comparable`): runs that differ in anything
+but the augmentation/loss fields (and the seed) are refused, naming the fields, unless ``--allow-diff FIELD`` is
+given (stated under the table).
 
 Study v1 (``benchmarks/results/robustness_cifar10/``) is superseded: its arms trained different networks (a frozen
 whitened stem on the in-memory path, a learned one on the DataLoader path) and recorded no resolved configuration.
@@ -94,6 +95,10 @@ METHODS = tuple(a.name for a in ARMS if a.group == "a")
 SEEDS = (0, 1, 2)
 GROUPS = ("a", "s", "b", "d", "e")
 LONGER = "_2x"  # suffix of the group-e arms (twice the recipe's epochs)
+# The study's precision is pinned, not left to the machine: the recipe's default (bf16 + channels-last where the CPU
+# computes bf16 natively, else fp32) would make runs from machines with and without AVX512_BF16 incomparable, and the
+# study is resumed across machines. fp32 is the same arithmetic everywhere.
+PROTOCOL = ("--mixed_precision", "no", "--no-channels-last", "--data-in-memory")
 
 
 # ---- helpers -------------------------------------------------------------------------------------------------------
@@ -189,7 +194,7 @@ class Study:
         name = arm.name + (LONGER if longer else "")
         epochs = ["--epochs", str(2 * _recipe_epochs(self.args.recipe))] if longer else []
         return [sys.executable, "-m", "timm_dynmix.cli", "train", "-c", str(self.args.recipe), "--dataset", "cifar10",
-                "--data-dir", str(self.args.data_dir), *arm.train_args, *epochs, "--seed", str(seed),
+                "--data-dir", str(self.args.data_dir), *PROTOCOL, *arm.train_args, *epochs, "--seed", str(seed),
                 "--output-dir", str(self.run_dir(name, seed)), "--resume", "latest", *self.args.extra_train_args]
 
     def eval_cmd(self, name: str, seed: int, suite: str) -> list[str]:
