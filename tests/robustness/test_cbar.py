@@ -121,3 +121,97 @@ def test_apply_equals_original_given_its_parameters(name, x64):
         assert out.dtype == np.uint8 and out.shape == x.shape
         got = (int(np.abs(out.astype(np.int64) - x).sum()), zlib.crc32(out.tobytes()))
         assert got == _EXACT[name][s], f"{name} severity {s + 1}: {got} != original {_EXACT[name][s]}"
+
+
+# ---- without ../shared: API, determinism, character of each corruption --------------------------------------------
+@pytest.fixture(scope="module")
+def images(real_images) -> np.ndarray:
+    """24 real 32x32 images (CIFAR-10 test images from ../shared when present, else photo crops)."""
+    return np.stack([np.asarray(im, dtype=np.uint8) for im in real_images])
+
+
+def test_tables_and_names():
+    assert len(C.CBAR_CORRUPTIONS) == 10 and set(C.PARAMS_CBAR["cifar"]) == set(C.CBAR_CORRUPTIONS)
+    assert all(len(v) == 5 for t in C.PARAMS_CBAR.values() for v in t.values())
+    assert C.cbar_corruptions("imagenet") == ("blue_noise_sample", "checkerboard_cutout", "inverse_sparkles",
+                                              "brownish_noise", "sparkles")
+    assert len(C.IMAGENET_CBAR_CORRUPTIONS) == 10 and len(C.IMAGENET_CBAR_ONLY) == 5
+    assert "NeurIPS 2021" in C.CBAR_PAPER
+
+
+def test_errors(images):
+    with pytest.raises(ValueError, match="unknown C-bar corruption 'fog'"):
+        C.corrupt_cbar(images, "fog", 1)
+    with pytest.raises(ValueError, match="not implemented here"):
+        C.corrupt_cbar(images, "perlin_noise", 1)
+    with pytest.raises(ValueError, match="severity must be an integer in 1..5"):
+        C.corrupt_cbar(images, "ripple", 6)
+    with pytest.raises(ValueError, match="has no 'imagenet' severities"):
+        C.corrupt_cbar(images, "ripple", 1, params="imagenet")
+    with pytest.raises(ValueError, match="square images"):
+        C.corrupt_cbar(np.zeros((2, 32, 40, 3), np.uint8), "ripple", 1)
+    with pytest.raises(TypeError, match="uint8"):
+        C.corrupt_cbar(images.astype(np.float32), "ripple", 1)
+    with pytest.raises(ValueError, match="2 parameter dicts for 24 images"):
+        C.apply_cbar(images, "ripple", [{}, {}])
+
+
+@pytest.mark.parametrize("name", C.CBAR_CORRUPTIONS)
+def test_per_image_seeding_and_character(name, images):
+    """Same (seed, index) -> same bytes in any batch; and what each corruption does to pixels."""
+    x = images[:12]
+    out = C.corrupt_cbar(x, name, 3, seed=7, indices=np.arange(100, 112))
+    assert out.dtype == np.uint8 and out.shape == x.shape
+    assert np.array_equal(out[5:9], C.corrupt_cbar(x[5:9], name, 3, seed=7, indices=np.arange(105, 109)))
+    assert np.array_equal(out[3], C.corrupt_cbar(x[3], name, 3, seed=7, indices=[103]))  # one (H, W, 3) image
+    other = C.corrupt_cbar(x, name, 3, seed=8, indices=np.arange(100, 112))
+    assert name == "circular_motion_blur" or not np.array_equal(out, other)  # the only deterministic one
+    xi, oi = x.astype(np.int64), out.astype(np.int64)
+    diff = oi - xi
+    changed = diff != 0
+    assert changed.mean() > 0.01
+    if name == "blue_noise_sample":  # pixels kept or set to black (all three channels)
+        assert np.all((oi == xi) | (oi == 0)) and np.all(changed.any(-1) == (oi == 0).all(-1) & (xi != 0).any(-1))
+    elif name in ("sparkles", "inverse_sparkles"):  # blends towards white
+        assert np.all(oi >= xi - 1)
+    elif name == "checkerboard_cutout":  # pixels set to grey 128
+        assert np.all(oi[changed.any(-1)] == 128)
+    elif name == "lines":  # anti-aliased grey lines: changed pixels move towards 128
+        assert np.all(np.abs(oi - 128) <= np.abs(xi - 128) + 1)
+    elif name == "brownish_noise":  # additive noise, mean ~0 (clipping aside)
+        assert abs(diff.mean()) < 0.15 * np.abs(diff).mean()
+    elif name == "circular_motion_blur":  # rotations about the centre, averaged: a blur there, black corners
+        def grad(a):
+            return np.abs(np.diff(a[:, 8:24, 8:24].astype(np.float64), axis=2)).mean()
+
+        assert grad(oi) < 0.95 * grad(xi) and np.all(oi[:, 0, 0] <= xi[:, 0, 0])
+    else:  # warps: pixels move; the value histogram changes much less than the pixels do
+        w1 = np.abs(np.sort(oi.reshape(len(x), -1), 1) - np.sort(xi.reshape(len(x), -1), 1)).mean()
+        assert w1 < 0.6 * np.abs(diff).mean(), (w1, np.abs(diff).mean())
+
+
+def test_severity_increases_the_change(images):
+    x = images[:12]
+    for name in C.CBAR_CORRUPTIONS:
+        mad = [np.abs(C.corrupt_cbar(x, name, s).astype(np.int64) - x).mean() for s in (1, 5)]
+        assert mad[1] > mad[0], name
+
+
+def test_circular_operator_matches_direct_rotation():
+    """The batched linear operator (size^2 / 12 images or more) equals the per-image rotations to within one level."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(24, 16, 16, 3), dtype=np.uint8)
+    params = [{"amount": 6.0}] * len(x)
+    fast = C.apply_cbar(x, "circular_motion_blur", params)  # 3 * 24 >= 16 * 16 // 4: the operator
+    slow = C._circular_blur_direct(x, 6.0)
+    d = np.abs(fast.astype(np.int64) - slow)
+    assert d.max() <= 1 and (d > 0).mean() < 0.01
+
+
+def test_imagenet_table_on_a_larger_image(images):
+    from PIL import Image
+
+    big = np.stack([np.asarray(Image.fromarray(a).resize((64, 64))) for a in images[:2]])
+    for name in C.cbar_corruptions("imagenet"):
+        out = C.corrupt_cbar(big, name, 2, params="imagenet")
+        assert out.shape == big.shape and not np.array_equal(out, big)
