@@ -144,7 +144,7 @@ def test_errors(images):
         C.corrupt_cbar(images, "fog", 1)
     with pytest.raises(ValueError, match="not implemented here"):
         C.corrupt_cbar(images, "perlin_noise", 1)
-    with pytest.raises(ValueError, match="severity must be an integer in 1..5"):
+    with pytest.raises(ValueError, match=r"severity must be an integer in 1\.\.5"):
         C.corrupt_cbar(images, "ripple", 6)
     with pytest.raises(ValueError, match="has no 'imagenet' severities"):
         C.corrupt_cbar(images, "ripple", 1, params="imagenet")
@@ -215,3 +215,102 @@ def test_imagenet_table_on_a_larger_image(images):
     for name in C.cbar_corruptions("imagenet"):
         out = C.corrupt_cbar(big, name, 2, params="imagenet")
         assert out.shape == big.shape and not np.array_equal(out, big)
+
+
+# ---- make-c --suite c-bar, eval, card, help ------------------------------------------------------------------------
+def _source(tmp_path, images: np.ndarray, names=("cat", "dog", "eel")):
+    labels = (np.arange(len(images)) % len(names)).astype(np.uint8)
+    folder = tmp_path / "src"
+    folder.mkdir()
+    np.savez(folder / "mini_test_uint8.npz", x_test=images, y_test=labels, class_names=np.array(names))
+    return folder, labels
+
+
+def test_make_c_cbar_layout_seeding_and_settings(tmp_path, images):
+    from timm_dynmix.robustness.make_c import make_c
+
+    src, labels = _source(tmp_path, images[:12])
+    some = ["ripple", "lines"]
+    man = make_c(str(src), tmp_path / "b", suite="c-bar", corruptions=some, max_per_cell=8, seed=2, batch_size=3,
+                 progress=False)
+    rows = np.array(man["indices"])
+    assert man["suite"] == "c-bar" and "Mintun" in man["paper"] and man["levels"]["ripple"] == [5.5, 6.0, 6.5, 7.5, 8.0]
+    assert set(man["corruptions"]) == set(some)
+    rip = np.load(tmp_path / "b" / "ripple.npy")
+    assert rip.shape == (40, 32, 32, 3) and np.array_equal(np.load(tmp_path / "b" / "clean.npy"), images[rows])
+    assert np.array_equal(np.load(tmp_path / "b" / "labels.npy"), np.tile(labels[rows], 5))
+    assert np.array_equal(rip[2 * 8:3 * 8], C.corrupt_cbar(images[rows], "ripple", 3, seed=2, indices=rows))
+    # another batch size: the same bytes (each image has its own generator)
+    make_c(str(src), tmp_path / "b2", suite="c-bar", corruptions=["ripple"], max_per_cell=8, seed=2, batch_size=5,
+           progress=False)
+    assert np.array_equal(np.load(tmp_path / "b2" / "ripple.npy"), rip)
+    with pytest.raises(ValueError, match=r"other settings \(suite: 'c-bar' != 'c'\)"):
+        make_c(str(src), tmp_path / "b", corruptions=["fog"], max_per_cell=8, seed=2, progress=False)
+    with pytest.raises(ValueError, match="unknown c-bar corruption"):
+        make_c(str(src), tmp_path / "x", suite="c-bar", corruptions=["fog"], progress=False)
+    with pytest.raises(ValueError, match="ImageNet-C-bar cannot be generated completely"):
+        make_c(str(src), tmp_path / "x", suite="c-bar", params="imagenet", progress=False)
+    with pytest.raises(ValueError, match="suite must be one of c, c-bar"):
+        make_c(str(src), tmp_path / "x", suite="p", progress=False)
+    # a -C manifest is as before suites existed
+    man_c = make_c(str(src), tmp_path / "c", corruptions=["contrast"], max_per_cell=4, progress=False)
+    assert "suite" not in man_c and "paper" not in man_c
+
+
+def test_eval_report_and_card_of_a_cbar_folder(tmp_path, images):
+    from test_evaluate import Constant
+
+    from timm_dynmix.hub.card import card_data, load_eval_report
+    from timm_dynmix.robustness.evaluate import evaluate_corruptions, load_benchmark
+    from timm_dynmix.robustness.make_c import make_c
+    from timm_dynmix.robustness.report import build_report, compare_reports, write_report
+
+    src, _ = _source(tmp_path, images[:10], names=tuple("abcdefghij"))
+    make_c(str(src), tmp_path / "b", suite="c-bar", max_per_cell=4, seed=0, progress=False)
+    bench = load_benchmark(str(tmp_path / "b"))
+    assert bench.info["suite"] == "c-bar" and bench.corruptions == list(C.CBAR_CORRUPTIONS)
+    report = build_report(evaluate_corruptions(Constant(), bench, batch_size=64, progress=False), Constant(),
+                          meta={"model": "constant"})
+    cells = [c for c in report["cells"]]
+    assert len(cells) == 50 and {c["group"] for c in cells} == {"c-bar"}
+    assert report["benchmark"] == "cifar10-c-bar" and report["dataset"]["name"] == "CIFAR-10-C-bar"
+    assert report["corruption_error"] is None and list(report["per_corruption"]) == list(C.CBAR_CORRUPTIONS)
+    expected = np.mean([np.mean([c["error"] for c in cells if c["corruption"] == n]) for n in C.CBAR_CORRUPTIONS])
+    assert report["cbar_error"] == pytest.approx(expected, abs=1e-3) and report["summary"]["suite"] == "c-bar"
+    folder = write_report(report, tmp_path / "r", plots=False)
+    assert "| C-bar error |" in (folder / "report.md").read_text()
+    rep = load_eval_report(folder)
+    assert rep.cbar_error == report["cbar_error"] and rep.corruption_error is None
+    data = card_data({"architecture": "resnet18"}, None, [rep])
+    entries = [(e.dataset_name, e.metric_type) for e in data.eval_results]
+    assert ("CIFAR-10-C-bar", "cbar_error") in entries and ("CIFAR-10-C-bar", "error") in entries
+    other = dict(report, cbar_error=None, corruption_error=12.5, benchmark="cifar10-c")
+    assert "| C-bar error (%) |" in compare_reports([("bar", report), ("c", other)])
+
+
+def test_original_script_layout_is_read_as_cifar10_c_bar(tmp_path, images):
+    """make_cifar10_c_bar.py writes <corruption>.npy + labels.npy only: recognised by its corruption names."""
+    from timm_dynmix.robustness.readers import benchmark_corruption_lists, cbar_benchmark_name, read_npy_c
+
+    x = images[:4]
+    for name in C.CBAR_CORRUPTIONS[:3]:
+        np.save(tmp_path / f"{name}.npy", np.concatenate([x] * 5))
+    np.save(tmp_path / "labels.npy", np.zeros(20, np.int64))
+    bench = read_npy_c(tmp_path)
+    assert bench.info["suite"] == "c-bar" and bench.clean is None
+    assert cbar_benchmark_name(bench.corruptions, bench.info["manifest"]) == "cifar10-c-bar"
+    assert benchmark_corruption_lists(["ripple", "fog"], "cifar10-c-bar") == (["ripple"], ["fog"])
+    assert benchmark_corruption_lists(["perlin_noise", "ripple"], "imagenet-c-bar") == (["perlin_noise"], ["ripple"])
+
+
+def test_help_texts_name_sources_and_paper(capsys):
+    from timm_dynmix.cli import main
+
+    for argv in (["eval", "--help"], ["make-c", "--help"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+    text = " ".join(capsys.readouterr().out.split())
+    for needle in ("Zenodo", "2535967", "3555552", "2235448", "3565846", "ImageNet-3DCC", "--data-dir CIFAR-10-C",
+                   "regenerates a -C set", "CIFAR-10-C-bar", "have no download", "make-c --suite c-bar", "cbar_error",
+                   "Mintun", "NeurIPS 2021"):
+        assert needle in text, needle

@@ -18,8 +18,11 @@ parameters from its own generator (:func:`timm_dynmix.robustness.corruptions.cor
 ``(seed, corruption, severity, image index)``), :func:`apply_cbar` applies a batch of them; :func:`corrupt_cbar`
 does both. Given the same parameters, each function computes what the original's does, in the same floating-point
 order (float64 where the original, run on numpy >= 2, computes in float64; float32 where it casts to float32), with
-one exception: ``circular_motion_blur`` on images up to 64 px applies its 21 weighted rotations as one precomputed
-linear operator in float64 (the original sums 21 float32 rotations), which changes a few pixels by one level.
+one exception: ``circular_motion_blur`` on images up to 64 px, in batches of at least ``size^2 / 12`` images (as
+``make-c`` sends), applies its 21 weighted rotations as one precomputed linear operator in float64 (the original
+sums 21 float32 rotations), which changes under 1% of the pixels by one level; smaller batches rotate each image as
+the original does. Computations follow the original as run on numpy >= 2, where a float32 array times a numpy float64
+scalar is float64 (numpy 1's value-based casting kept float32: the original, run in 2020, could differ by a level).
 
 The original's random draws come from numpy's global generator plus per-image ``RandomState(seed)`` streams; here
 every draw (the random parameters *and* what the original draws from its inner ``RandomState``: noise phases, ray

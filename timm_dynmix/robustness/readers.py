@@ -199,13 +199,15 @@ def corruption_suite(names: Sequence[str], manifest: dict[str, Any] | None = Non
 
 def cbar_benchmark_name(names: Sequence[str], manifest: dict[str, Any] | None = None, layout: str = "npy") -> str:
     """The benchmark name of a -C-bar folder: ``imagenet-c-bar`` (ImageNet parameters, an ImageNet-C-bar-only
-    corruption, or a folder tree without manifest), ``cifar100-c-bar`` (a 100-class make-c source) or
-    ``cifar10-c-bar``."""
+    corruption, or a folder tree without manifest), else ``cifar10-c-bar`` / ``cifar100-c-bar`` (a make-c source of
+    10 / 100 classes, or npy arrays without manifest, as the original script writes), else ``cifar-c-bar``."""
     manifest = manifest or {}
     if manifest.get("params") == "imagenet" or any(n in IMAGENET_CBAR_ONLY for n in names) \
             or (not manifest and layout == "folder"):
         return "imagenet-c-bar"
-    return "cifar100-c-bar" if len(manifest.get("label_names") or []) == 100 else "cifar10-c-bar"
+    if not manifest:  # the original script's CIFAR-10-C-bar arrays
+        return "cifar10-c-bar"
+    return {10: "cifar10-c-bar", 100: "cifar100-c-bar"}.get(len(manifest.get("label_names") or []), "cifar-c-bar")
 
 
 def _check_severities(severities: Sequence[int] | None) -> list[int]:
