@@ -246,7 +246,7 @@ def test_make_c_cbar_layout_seeding_and_settings(tmp_path, images):
     assert np.array_equal(np.load(tmp_path / "b2" / "ripple.npy"), rip)
     with pytest.raises(ValueError, match=r"other settings \(suite: 'c-bar' != 'c'\)"):
         make_c(str(src), tmp_path / "b", corruptions=["fog"], max_per_cell=8, seed=2, progress=False)
-    with pytest.raises(ValueError, match="unknown c-bar corruption"):
+    with pytest.raises(ValueError, match="unknown C-bar corruption"):
         make_c(str(src), tmp_path / "x", suite="c-bar", corruptions=["fog"], progress=False)
     with pytest.raises(ValueError, match="ImageNet-C-bar cannot be generated completely"):
         make_c(str(src), tmp_path / "x", suite="c-bar", params="imagenet", progress=False)

@@ -194,7 +194,8 @@ def _suite_corruptions(suite: str, params: str, corruptions: Sequence[str] | Non
     if unknown:
         extra = (f" ({', '.join(c for c in unknown if c in CBAR_CORRUPTIONS)} have no ImageNet-C-bar severities)"
                  if suite == "c-bar" and any(c in CBAR_CORRUPTIONS for c in unknown) else "")
-        raise ValueError(f"unknown {suite} corruption(s) {', '.join(unknown)}{extra}; known: {', '.join(known)}")
+        what = "C-bar corruption(s)" if suite == "c-bar" else "corruption(s)"
+        raise ValueError(f"unknown {what} {', '.join(unknown)}{extra}; known: {', '.join(known)}")
     return names
 
 
