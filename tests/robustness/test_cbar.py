@@ -8,11 +8,14 @@ first CIFAR-10 test images (``cifar10_test_uint8.npz``: ``x_test[:8]`` or ``[:64
   ``build_transform(name, level, 'cifar').transform(image, **params)`` with the fixed parameters of
   :func:`_original_params` (the original's draws from its inner ``RandomState(1234)`` reproduced here by
   :func:`_ours`). Given equal parameters our apply step must give the same bytes.
-* ``_STATS``: per cell, the mean |corrupted - clean| (0-255 units) over ``x_test[:64]``, averaged over 5 runs
-  (``np.random.seed(s)``, s = 0..4, then ``transform(image)`` for each image in order), and the standard deviation
-  of the 5 run values (the seed-to-seed spread of a 64-image mean). Our per-image generators cannot reproduce the
-  original's global-RNG draws, so our 64-image value (seed 0) must lie within ``4 sd + 0.02`` of the reference mean
-  (about 1.1 sd apart on average: our one run has the spread of one of theirs; 4 sd leaves room for it).
+* ``_STATS``: per cell, ``(mean, sd)``: the mean |corrupted - clean| (0-255 units) over ``x_test[:64]`` averaged
+  over 10 runs (``np.random.seed(s)``, s = 0..9, then ``build_transform(name, level, 'cifar')(image)`` for each
+  image in order), and the seed-to-seed standard deviation of one run's 64-image mean, estimated from the per-image
+  spread over the 10 runs (``sqrt(sum_i var_i) / 64``; steadier than the spread of 10 run means). Our per-image
+  generators cannot reproduce the original's global-RNG draws, so our 64-image value (seed 0) must lie within
+  ``4 sd + 0.01`` of the reference mean: one run of ours is about 1.05 sd from it on average (measured: 0.0 to
+  3.0 sd over the 45 random cells); circular_motion_blur draws nothing (sd 0) and must agree to 0.01, on the first
+  16 images only (it is the slow one; the byte comparison above covers it too).
 """
 
 from __future__ import annotations
@@ -46,6 +49,23 @@ _EXACT = {
                  (1023325, 3920657910)],
     "transverse_chromatic_abberation": [(231325, 2102356443), (269410, 3334184254), (400011, 2336725789),
                                         (524195, 3001121212), (545969, 3799497432)],
+}
+
+
+_STATS = {
+    "blue_noise_sample": [(1.2358, 0.0480), (2.1286, 0.0586), (3.5205, 0.0721), (8.4566, 0.0957), (12.3799, 0.1021)],
+    "checkerboard_cutout": [(2.6652, 0.2583), (5.5219, 0.3569), (8.2434, 0.4052), (10.9862, 0.4341),
+                            (13.7221, 0.4513)],
+    "inverse_sparkles": [(25.3596, 0.2328), (31.7226, 0.3155), (42.7905, 0.4396), (59.4617, 0.5777),
+                         (62.7375, 0.5974)],
+    "pinch_and_twirl": [(3.9043, 0.0156), (4.2296, 0.0167), (4.5581, 0.0177), (5.7237, 0.0207), (6.5271, 0.0228)],
+    "ripple": [(8.4801, 0.1572), (9.2126, 0.1713), (9.9435, 0.1853), (11.3911, 0.2134), (12.1111, 0.2275)],
+    "brownish_noise": [(15.2580, 0.1634), (23.9377, 0.2622), (32.1557, 0.3616), (37.3367, 0.4279), (39.8289, 0.4610)],
+    "circular_motion_blur": [(8.3060, 0.0), (9.0933, 0.0), (9.9740, 0.0), (10.8742, 0.0), (11.8197, 0.0)],  # x[:16]
+    "lines": [(1.5793, 0.0614), (4.6128, 0.1026), (6.0514, 0.1180), (8.8184, 0.1369), (11.4005, 0.1458)],
+    "sparkles": [(10.6253, 0.1647), (14.1438, 0.2119), (27.3693, 0.3788), (32.3883, 0.4381), (37.4957, 0.4961)],
+    "transverse_chromatic_abberation": [(9.5319, 0.0103), (11.1128, 0.0155), (17.1103, 0.0442), (22.4891, 0.0799),
+                                        (23.6950, 0.0889)],
 }
 
 
@@ -121,6 +141,15 @@ def test_apply_equals_original_given_its_parameters(name, x64):
         assert out.dtype == np.uint8 and out.shape == x.shape
         got = (int(np.abs(out.astype(np.int64) - x).sum()), zlib.crc32(out.tobytes()))
         assert got == _EXACT[name][s], f"{name} severity {s + 1}: {got} != original {_EXACT[name][s]}"
+
+
+@pytest.mark.parametrize("name", C.CBAR_CORRUPTIONS)
+def test_statistics_match_the_original(name, x64):
+    """All 50 cells: mean |change| over the first 64 CIFAR-10 test images, against the original's (see _STATS)."""
+    x = x64[:16] if name == "circular_motion_blur" else x64
+    for s, (mean, sd) in enumerate(_STATS[name], start=1):
+        ours = float(np.abs(C.corrupt_cbar(x, name, s, seed=0).astype(np.float64) - x).mean())
+        assert abs(ours - mean) <= 4 * sd + 0.01, f"{name} severity {s}: {ours:.4f} vs original {mean} +- {sd}"
 
 
 # ---- without ../shared: API, determinism, character of each corruption --------------------------------------------
