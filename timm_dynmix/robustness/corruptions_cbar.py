@@ -18,11 +18,12 @@ parameters from its own generator (:func:`timm_dynmix.robustness.corruptions.cor
 ``(seed, corruption, severity, image index)``), :func:`apply_cbar` applies a batch of them; :func:`corrupt_cbar`
 does both. Given the same parameters, each function computes what the original's does, in the same floating-point
 order (float64 where the original, run on numpy >= 2, computes in float64; float32 where it casts to float32), with
-one exception: ``circular_motion_blur`` on images up to 64 px, in batches of at least ``size^2 / 12`` images (as
-``make-c`` sends), applies its 21 weighted rotations as one precomputed linear operator in float64 (the original
-sums 21 float32 rotations), which changes under 1% of the pixels by one level; smaller batches rotate each image as
-the original does. Computations follow the original as run on numpy >= 2, where a float32 array times a numpy float64
-scalar is float64 (numpy 1's value-based casting kept float32: the original, run in 2020, could differ by a level).
+one exception: ``circular_motion_blur`` on images up to 64 px applies its 21 weighted rotations as one linear
+operator in float64, precomputed once per process and severity (a few seconds), where the original sums 21 float32
+rotations; this changes about 1e-5 of the pixels by one level (on the CIFAR-10 test set). Larger images are rotated
+one by one as the original does. Computations follow the original as run on numpy >= 2, where a float32 array
+times a numpy float64 scalar is float64 (numpy 1's value-based casting kept float32: the original, as run in 2020,
+could differ by a level here and there).
 
 The original's random draws come from numpy's global generator plus per-image ``RandomState(seed)`` streams; here
 every draw (the random parameters *and* what the original draws from its inner ``RandomState``: noise phases, ray
@@ -420,8 +421,9 @@ def _apply_transverse_chromatic_abberation(img: np.ndarray, params: Sequence[dic
 
 
 _CIRCULAR_STEPS = 21
-# circular_motion_blur as one dense (size^2, size^2) operator (built once per process and level) for images up to
-# this size, when a batch holds at least size^2 / 12 images: building it rotates size^2 basis planes 21 times
+# circular_motion_blur as one dense (size^2, size^2) operator for images up to this size, whatever the batch size (so
+# that the output does not depend on the batching); built once per process and level by rotating size^2 basis planes
+# 21 times (a few seconds at 32 px)
 _OPERATOR_MAX_SIZE = 64
 
 
@@ -470,7 +472,7 @@ def _apply_circular_motion_blur(img: np.ndarray, params: Sequence[dict[str, Any]
     out = np.empty_like(img)
     for amount in sorted({p["amount"] for p in params}):
         sel = np.array([p["amount"] == amount for p in params])
-        if size > _OPERATOR_MAX_SIZE or 3 * int(sel.sum()) < size * size // 4:  # building it costs more
+        if size > _OPERATOR_MAX_SIZE:
             out[sel] = _circular_blur_direct(img[sel], amount)
             continue
         planes = (img[sel].astype(np.float32) / 255).transpose(0, 3, 1, 2).reshape(-1, size * size)

@@ -28,10 +28,13 @@ they must be asked for with ``corruptions`` (a complete ImageNet-C-bar cannot be
 
 The original CIFAR-10-C-bar script (``make_cifar10_c_bar.py`` of ``facebookresearch/augmentation-corruption``) cannot
 reproduce its own output: its ``--seed`` is parsed but never used (every draw comes from numpy's unseeded global
-generator, copied into each DataLoader worker), ``np.int`` fails on numpy >= 1.24, and a last batch smaller than
-``--batch_size`` is written at row ``j`` instead of ``j * batch_size`` (a shape error, or a wrong place). Here every
-image's draws come from its own generator keyed by ``(seed, corruption, severity, index)``, so a rerun, any batch
-size and any number of workers give the same bytes, and the chunks are written where they belong.
+generator inside DataLoader workers, so the output also depends on ``--num_workers``; before PyTorch 1.9 the workers
+even started from the same numpy state and repeated each other's draws); ``np.int`` (its labels array, and
+``Lines``) fails on numpy >= 1.24; a last batch smaller than ``--batch_size`` (any batch size not dividing 10,000) is
+written from row ``j`` instead of ``j * batch_size`` (a shape error); and ``--corruption_file`` is parsed but the
+script always reads ``cifar10_c_bar.csv``. Here every image's draws come from its own generator keyed by
+``(seed, corruption, severity, index)``, so a rerun, any batch size and any number of workers give the same bytes;
+chunks are written at their own rows; ``--corruptions`` picks the corruptions.
 
 Resumable: each corruption is written to a temporary file/folder and renamed into place when complete, and
 ``make_c.json`` (the manifest) is rewritten after every corruption; a rerun with the same settings skips the
