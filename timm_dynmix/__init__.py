@@ -43,6 +43,7 @@ _EXPORTS = _lazy.exports({
     "timm_dynmix.hub.card": ("EvalReport", "load_eval_report", "render_card", "write_card"),
     "timm_dynmix.robustness.corruptions": ("CORRUPTIONS", "EXTRA_CORRUPTIONS", "ALL_CORRUPTIONS", "CORRUPTION_GROUPS",
                                            "corrupt"),
+    "timm_dynmix.robustness.corruptions_cbar": ("CBAR_CORRUPTIONS", "corrupt_cbar"),
     "timm_dynmix.robustness.make_c": ("make_c",),
     "timm_dynmix.robustness.readers": ("read_npy_c", "read_folder_c", "read_perturbations"),
     "timm_dynmix.data.sampler": ("subset_indices",),
@@ -73,6 +74,7 @@ __all__ = [
     "create_model", "save_pretrained", "push_to_hub", "HubError",
     "EvalReport", "load_eval_report", "render_card", "write_card",
     "CORRUPTIONS", "EXTRA_CORRUPTIONS", "ALL_CORRUPTIONS", "CORRUPTION_GROUPS", "corrupt", "make_c",
+    "CBAR_CORRUPTIONS", "corrupt_cbar",
     "read_npy_c", "read_folder_c", "read_perturbations", "subset_indices",
     "load_benchmark", "load_eval_model", "evaluate_corruptions", "evaluate_perturbations",
     "build_report", "write_report", "compare_reports",
@@ -127,6 +129,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real names
         EXTRA_CORRUPTIONS,
         corrupt,
     )
+    from timm_dynmix.robustness.corruptions_cbar import CBAR_CORRUPTIONS, corrupt_cbar
     from timm_dynmix.robustness.evaluate import (
         evaluate_corruptions,
         evaluate_perturbations,

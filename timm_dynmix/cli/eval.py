@@ -1,4 +1,4 @@
-"""``timm-dynmix eval``: evaluate a model on clean, -C, -3DCC or -P benchmarks and write a report.
+"""``timm-dynmix eval``: evaluate a model on clean, -C, -C-bar, -3DCC or -P benchmarks and write a report.
 
 The evaluation modules (torch, timm) are imported when the command runs, not for ``--help``.
 """
@@ -12,7 +12,24 @@ from typing import Any
 
 from timm_dynmix.robustness.readers import BENCHMARKS
 
-__all__ = ["add_arguments", "run"]
+__all__ = ["add_arguments", "run", "WHERE_BENCHMARKS_COME_FROM"]
+
+WHERE_BENCHMARKS_COME_FROM = """\
+where the benchmarks come from:
+  CIFAR-10-C, CIFAR-100-C, ImageNet-C, ImageNet-P: Hendrycks & Dietterich's releases on Zenodo (records 2535967,
+    3555552, 2235448 and 3565846; CIFAR-10-P is linked from hendrycks/robustness). Unpack, then
+    --benchmark cifar10-c --data-dir CIFAR-10-C   (<corruption>.npy + labels.npy; add --clean cifar10
+                                                   --clean-data-dir DIR for the clean error)
+    --benchmark imagenet-c --data-dir ImageNet-C  (<corruption>/<1..5>/<wnid>/*.JPEG; --clean the val folder)
+    --benchmark imagenet-p --data-dir ImageNet-P  (<perturbation>/<wnid>/*.mp4)
+  ImageNet-3DCC: the 3D Common Corruptions release (EPFL-VILAB/3DCommonCorruptions), as
+    <corruption>/<1..5>/<wnid>/* with or without a group level: --benchmark imagenet-3dcc --data-dir DIR.
+  When a release cannot be downloaded, `timm-dynmix make-c` regenerates a -C set from the clean test set
+    (same layout, with clean.npy): --benchmark <that folder>.
+  CIFAR-10-C-bar / ImageNet-C-bar (Mintun et al., NeurIPS 2021) have no download: generate CIFAR-10-C-bar with
+    `timm-dynmix make-c --suite c-bar`, then --benchmark <that folder>; the report gives cbar_error (the mean
+    over its 10 corruptions x 5 severities) next to the -C report's corruption_error.
+"""
 
 
 def _comma_list(text: str) -> list[str]:
@@ -27,9 +44,13 @@ def _severity_list(text: str) -> list[int]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``timm-dynmix eval``; the help ends with where the benchmarks come from."""
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = WHERE_BENCHMARKS_COME_FROM
     parser.add_argument("--model", help="timm name (with --checkpoint), local-dir:PATH or hf-hub:ORG/NAME")
     parser.add_argument("--checkpoint", default=None, help="raw state dict (.pth/.pt/.safetensors) for --model")
-    parser.add_argument("--benchmark", help=f"{' | '.join(BENCHMARKS)} | a folder made by make-c")
+    parser.add_argument("--benchmark", help=f"{' | '.join(BENCHMARKS)} | a folder made by make-c (a -C-bar "
+                        "folder is recognised by its corruptions; see below)")
     parser.add_argument("--data-dir", default=None, help="the benchmark's folder (for a named benchmark)")
     parser.add_argument("--clean", default=None, help="clean test set for the clean error of a -C benchmark "
                         "(a dataset name, Hub id or local path as make-c --dataset takes)")

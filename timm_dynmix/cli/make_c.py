@@ -1,4 +1,5 @@
-"""``timm-dynmix make-c``: generate a -C benchmark (15 + 4 corruptions x 5 severities) from a dataset."""
+"""``timm-dynmix make-c``: generate a -C benchmark (15 + 4 corruptions x 5 severities) or a -C-bar benchmark
+(``--suite c-bar``: the 10 corruptions of Mintun et al., NeurIPS 2021) from a dataset."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 import logging
 
 from timm_dynmix.robustness.corruptions import PARAMS
+from timm_dynmix.robustness.corruptions_cbar import CBAR_CORRUPTIONS, CBAR_PAPER
 
 __all__ = ["add_arguments", "run"]
 
@@ -20,6 +22,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "--data-dir), a save_to_disk folder, parquet/arrow files, an image folder or an npz")
     parser.add_argument("--data-dir", default=None, help="local copy of a named dataset")
     parser.add_argument("--split", default=None, help="split to corrupt (default: the evaluation split)")
+    parser.add_argument("--suite", choices=("c", "c-bar"), default="c",
+                        help="c: the 15 + 4 corruptions of CIFAR-10-C / ImageNet-C (Hendrycks & Dietterich, 2019); "
+                             f"c-bar: the 10 of CIFAR-10-C-bar ({', '.join(CBAR_CORRUPTIONS)}) from {CBAR_PAPER}, "
+                             "which has no download and must be generated; with --params imagenet only the 5 "
+                             "ImageNet-C-bar corruptions implemented here, chosen with --corruptions")
     parser.add_argument("--params", choices=sorted(PARAMS), default="cifar",
                         help="parameter table: cifar (32 px, make_cifar_c) or imagenet (224 px, make_imagenet_c)")
     parser.add_argument("--out", required=True, help="output folder")
@@ -27,7 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="npy (CIFAR-10-C files; default for cifar) or folder (ImageNet-C tree; default for "
                              "imagenet)")
     parser.add_argument("--corruptions", type=_comma_list, default=None,
-                        help="comma-separated subset (default: all 19: the 15 benchmark ones + 4 extra)")
+                        help="comma-separated subset (default: all 19 of --suite c, the 15 benchmark ones + 4 "
+                             "extra; all 10 of --suite c-bar)")
     parser.add_argument("--max-per-cell", type=int, default=None,
                         help="use a seeded random subset of N source images (the same in every cell)")
     parser.add_argument("--class-balanced", action="store_true",
@@ -52,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
                       layout=args.layout, corruptions=args.corruptions, max_per_cell=args.max_per_cell,
                       seed=args.seed, crop=args.crop, batch_size=args.batch_size, num_workers=args.num_workers,
                       image_column=args.image_column, label_column=args.label_column,
-                      progress=not args.no_progress, class_balanced=args.class_balanced)
+                      progress=not args.no_progress, class_balanced=args.class_balanced, suite=args.suite)
     done = {c: v for c, v in manifest["corruptions"].items() if c not in manifest.get("skipped", [])}
     print(f"wrote {len(done)} corruption(s) x 5 severities x {manifest['num_images']} images to {args.out} "
           f"({manifest['layout']} layout, {manifest['params']} parameters)")

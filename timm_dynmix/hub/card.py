@@ -18,13 +18,16 @@ Evaluation report (``report.json`` in a report folder; every metric is a percent
       "corruption_error": 11.2,                 # mean top-1 error over the corruptions (and severities)
       "mce": 68.4,                              # AlexNet-normalized mean corruption error (ImageNet-C style)
       "rms_calibration_error": 3.2,             # RMS calibration error on the corrupted images
+      "cbar_error": 16.0,                       # -C-bar benchmarks: mean top-1 error over the 10 C-bar corruptions
       "per_corruption": {"gaussian_noise": 14.3, ...},   # top-1 error per corruption, mean over severities
       "plots": ["per_corruption.png", ...]      # PNG files in the report folder, shown in the card
     }
 
-At least one of the four metrics must be given; any other key is ignored, so reports may carry more.
-``clean_error``, ``corruption_error``, ``rms_calibration_error`` and the ``per_corruption`` values lie in
-[0, 100]; ``mce`` is >= 0 (it exceeds 100 for models worse than AlexNet).
+At least one of the five metrics must be given; any other key is ignored, so reports may carry more.
+A CIFAR-10-C-bar / ImageNet-C-bar report (``cbar_error``) becomes its own model-index result, named by its dataset
+(``CIFAR-10-C-bar``), beside the -C one.
+``clean_error``, ``corruption_error``, ``cbar_error``, ``rms_calibration_error`` and the ``per_corruption`` values
+lie in [0, 100]; ``mce`` is >= 0 (it exceeds 100 for models worse than AlexNet).
 
 CLI: ``timm-dynmix card OUTPUT_DIR [--eval-report DIR ...] [--repo-id ORG/NAME]`` (re)writes the card of a saved
 model folder from its ``config.json`` and ``results.json``.
@@ -64,10 +67,11 @@ CARD_TAGS = ("image-classification", "timm", "dynmix", "robustness")
 # push_to_hub replaces this with the real repo id in the uploaded card
 REPO_ID_PLACEHOLDER = "your-org/your-model"
 
-_METRICS = ("clean_error", "corruption_error", "mce", "rms_calibration_error")
+_METRICS = ("clean_error", "corruption_error", "cbar_error", "mce", "rms_calibration_error")
 _METRIC_INFO = {  # key -> (model-index metric type, display name)
     "clean_error": ("error", "Clean top-1 error (%)"),
     "corruption_error": ("corruption_error", "Corruption error (%)"),
+    "cbar_error": ("cbar_error", "C-bar error (%)"),
     "mce": ("mCE", "mCE (%)"),
     "rms_calibration_error": ("rms_calibration_error", "RMS calibration error (%)"),
 }
@@ -85,6 +89,7 @@ class EvalReport:
     dataset_split: str | None = None
     clean_error: float | None = None
     corruption_error: float | None = None
+    cbar_error: float | None = None
     mce: float | None = None
     rms_calibration_error: float | None = None
     per_corruption: tuple[tuple[str, float], ...] = ()
@@ -245,9 +250,9 @@ def card_data(config: Mapping[str, Any], results: Mapping[str, Any] | None = Non
     """The card's front matter as a ``huggingface_hub.ModelCardData`` (with ``model-index`` eval results).
 
     The model-index holds the clean top-1 accuracy from ``results["metrics"]["clean_top1"]`` (percent) and, per
-    evaluation report, its clean error, corruption error, mCE and RMS calibration error. ``training_config`` holds
-    the run's resolved configuration (``results["resolved"]``: every option after the automatic choices), so that a
-    comparison of published models can check that they trained the same way.
+    evaluation report, its clean error, corruption error (or C-bar error), mCE and RMS calibration error.
+    ``training_config`` holds the run's resolved configuration (``results["resolved"]``: every option after the
+    automatic choices), so that a comparison of published models can check that they trained the same way.
     """
     from huggingface_hub import EvalResult, ModelCardData
 

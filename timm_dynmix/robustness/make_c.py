@@ -1,4 +1,6 @@
-"""``timm-dynmix make-c``: generate a -C benchmark (the 15 + 4 corruptions x 5 severities) from any image dataset.
+"""``timm-dynmix make-c``: generate a -C benchmark (the 15 + 4 corruptions x 5 severities) or a -C-bar benchmark
+(``suite="c-bar"``: the 10 corruptions of Mintun et al., 2021, :mod:`timm_dynmix.robustness.corruptions_cbar`) from
+any image dataset.
 
 The source is anything :func:`timm_dynmix.data.datasets.load_image_data` reads (a Hub id or name with ``--data-dir``,
 a ``save_to_disk`` folder, parquet/arrow files, an image folder with class sub-folders, an npz archive); its
@@ -18,6 +20,21 @@ they are (``--crop`` to change that) and must all have one size for the npy layo
 (:func:`timm_dynmix.data.sampler.subset_indices`,
 sorted, the same for every cell; ``make_c.json`` records the source indices). Each image's corruption depends only
 on ``(seed, corruption, severity, source index)`` (:func:`timm_dynmix.robustness.corruptions.corruption_rng`).
+
+``suite="c-bar"`` writes the same layouts with the C-bar corruptions (CIFAR-10-C-bar with ``--params cifar``); the
+manifest then records ``"suite": "c-bar"``, the paper and the severity levels (``"levels"``). The C-bar corruptions
+need square images. With ``--params imagenet`` only the five ImageNet-C-bar corruptions implemented here exist, so
+they must be asked for with ``corruptions`` (a complete ImageNet-C-bar cannot be built).
+
+The original CIFAR-10-C-bar script (``make_cifar10_c_bar.py`` of ``facebookresearch/augmentation-corruption``) cannot
+reproduce its own output: its ``--seed`` is parsed but never used (every draw comes from numpy's unseeded global
+generator inside DataLoader workers, so the output also depends on ``--num_workers``; before PyTorch 1.9 the workers
+even started from the same numpy state and repeated each other's draws); ``np.int`` (its labels array, and
+``Lines``) fails on numpy >= 1.24; a last batch smaller than ``--batch_size`` (any batch size not dividing 10,000) is
+written from row ``j`` instead of ``j * batch_size`` (a shape error); and ``--corruption_file`` is parsed but the
+script always reads ``cifar10_c_bar.csv``. Here every image's draws come from its own generator keyed by
+``(seed, corruption, severity, index)``, so a rerun, any batch size and any number of workers give the same bytes;
+chunks are written at their own rows; ``--corruptions`` picks the corruptions.
 
 Resumable: each corruption is written to a temporary file/folder and renamed into place when complete, and
 ``make_c.json`` (the manifest) is rewritten after every corruption; a rerun with the same settings skips the
@@ -50,16 +67,25 @@ from timm_dynmix.fileio import (
     replace_dir,
 )
 from timm_dynmix.robustness.corruptions import ALL_CORRUPTIONS, PARAMS, corrupt
+from timm_dynmix.robustness.corruptions_cbar import (
+    CBAR_CORRUPTIONS,
+    CBAR_PAPER,
+    IMAGENET_CBAR_ONLY,
+    PARAMS_CBAR,
+    cbar_corruptions,
+    corrupt_cbar,
+)
 from timm_dynmix.robustness.readers import MANIFEST_NAME
 from timm_dynmix.version import __version__
 
-__all__ = ["make_c", "load_split", "SEVERITIES"]
+__all__ = ["make_c", "load_split", "SEVERITIES", "SUITES"]
 
 logger = logging.getLogger(__name__)
 SEVERITIES = (1, 2, 3, 4, 5)
+SUITES = ("c", "c-bar")
 _SETTINGS = ("source", "split", "params", "seed", "max_per_cell", "class_balanced", "layout", "crop", "num_images",
-             "image_shape")
-_SETTING_DEFAULTS = {"class_balanced": False}  # for manifests written before the setting existed
+             "image_shape", "suite")
+_SETTING_DEFAULTS = {"class_balanced": False, "suite": "c"}  # for manifests written before the setting existed
 
 
 def load_split(dataset: str, data_dir: str | None = None, split: str | None = None, image_column: str | None = None,
@@ -149,20 +175,44 @@ def _save_jpeg(arr: np.ndarray, path: Path) -> None:
     Image.fromarray(arr).save(path, format="JPEG", quality=85, optimize=True)
 
 
-def _corrupt_chunk(args: tuple[np.ndarray, str, int, str, int, np.ndarray]) -> np.ndarray:
-    images, corruption, severity, params, seed, indices = args
-    return corrupt(images, corruption, severity, params=params, seed=seed, indices=indices)
+def _corrupt_chunk(args: tuple[np.ndarray, str, int, str, int, np.ndarray, str]) -> np.ndarray:
+    images, corruption, severity, params, seed, indices, suite = args
+    fn = corrupt_cbar if suite == "c-bar" else corrupt
+    return fn(images, corruption, severity, params=params, seed=seed, indices=indices)
+
+
+def _suite_corruptions(suite: str, params: str, corruptions: Sequence[str] | None) -> list[str]:
+    """The corruptions to generate (checked against the suite and the parameter table)."""
+    if suite not in SUITES:
+        raise ValueError(f"suite must be one of {', '.join(SUITES)}, got {suite!r}")
+    if suite == "c":
+        known: Sequence[str] = ALL_CORRUPTIONS
+    else:
+        known = cbar_corruptions(params)
+        if not corruptions and params == "imagenet":
+            raise ValueError(f"ImageNet-C-bar cannot be generated completely: {', '.join(IMAGENET_CBAR_ONLY)} are "
+                             f"not implemented; give --corruptions from the implemented ones: {', '.join(known)}")
+    names = list(corruptions) if corruptions else list(known)
+    unknown = [c for c in names if c not in known]
+    if unknown:
+        extra = (f" ({', '.join(c for c in unknown if c in CBAR_CORRUPTIONS)} have no ImageNet-C-bar severities)"
+                 if suite == "c-bar" and any(c in CBAR_CORRUPTIONS for c in unknown) else "")
+        what = "C-bar corruption(s)" if suite == "c-bar" else "corruption(s)"
+        raise ValueError(f"unknown {what} {', '.join(unknown)}{extra}; known: {', '.join(known)}")
+    return names
 
 
 def make_c(dataset: str, out: str | os.PathLike, *, params: str = "cifar", data_dir: str | None = None,
            split: str | None = None, layout: str | None = None, corruptions: Sequence[str] | None = None,
            max_per_cell: int | None = None, seed: int = 0, crop: int | None = None, batch_size: int = 256,
            num_workers: int = 1, image_column: str | None = None, label_column: str | None = None,
-           progress: bool = True, class_balanced: bool = False) -> dict[str, Any]:
-    """Generate a -C benchmark; returns the manifest (also written to ``out/make_c.json``).
+           progress: bool = True, class_balanced: bool = False, suite: str = "c") -> dict[str, Any]:
+    """Generate a -C (or -C-bar) benchmark; returns the manifest (also written to ``out/make_c.json``).
 
     See the module docstring for the layouts and the options. ``class_balanced`` makes the ``max_per_cell`` subset
     take the same number of images from every class (:func:`timm_dynmix.data.sampler.balanced_subset_indices`).
+    ``suite`` is ``"c"`` (the 15 + 4 corruptions of CIFAR-10-C / ImageNet-C) or ``"c-bar"`` (the 10 of
+    CIFAR-10-C-bar; see the module docstring).
     ``manifest["corruptions"][name]["seconds"]`` is the wall time the corruption took (for the 5 severities of all
     images).
     """
@@ -173,10 +223,7 @@ def make_c(dataset: str, out: str | os.PathLike, *, params: str = "cifar", data_
     layout = layout or ("npy" if params == "cifar" else "folder")
     if layout not in ("npy", "folder"):
         raise ValueError(f"layout must be 'npy' or 'folder', got {layout!r}")
-    names = list(corruptions) if corruptions else list(ALL_CORRUPTIONS)
-    unknown = [c for c in names if c not in ALL_CORRUPTIONS]
-    if unknown:
-        raise ValueError(f"unknown corruption(s) {', '.join(unknown)}; known: {', '.join(ALL_CORRUPTIONS)}")
+    names = _suite_corruptions(suite, params, corruptions)
     if crop is None and params == "imagenet":
         crop = 224
     if crop is not None and (isinstance(crop, bool) or not isinstance(crop, int) or crop < 8):
@@ -204,6 +251,8 @@ def make_c(dataset: str, out: str | os.PathLike, *, params: str = "cifar", data_
     n = len(rows)
     decoded = DecodedImageDataset(ds, data.image_column, data.label_column)
     shape = _prepare(decoded[int(rows[0])][0], crop).shape
+    if suite == "c-bar" and shape[0] != shape[1]:
+        raise ValueError(f"the C-bar corruptions need square images, got {shape[0]} x {shape[1]}; give --crop SIZE")
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -211,13 +260,17 @@ def make_c(dataset: str, out: str | os.PathLike, *, params: str = "cifar", data_
                 "params": params, "seed": seed, "max_per_cell": max_per_cell,
                 "class_balanced": bool(class_balanced), "layout": layout, "crop": crop,
                 "num_images": n, "image_shape": list(shape)}
+    if suite != "c":  # a -C manifest stays as it was before suites existed
+        settings["suite"] = suite
     old = {}
     if (out / MANIFEST_NAME).is_file():
         old = read_json(out / MANIFEST_NAME, "make-c manifest")
-        diff = [k for k in _SETTINGS if old.get(k, _SETTING_DEFAULTS.get(k)) != settings[k]]
+        pairs = {k: (old.get(k, _SETTING_DEFAULTS.get(k)), settings.get(k, _SETTING_DEFAULTS.get(k)))
+                 for k in _SETTINGS}
+        diff = [k for k, (was, now) in pairs.items() if was != now]
         if diff:
             raise ValueError(f"{out} holds a benchmark made with other settings ({', '.join(diff)}: "
-                             f"{', '.join(f'{old.get(k)!r} != {settings[k]!r}' for k in diff)}); use another --out")
+                             f"{', '.join(f'{pairs[k][0]!r} != {pairs[k][1]!r}' for k in diff)}); use another --out")
     manifest: dict[str, Any] = {
         "format": "timm-dynmix make-c", "timm_dynmix": __version__, **settings,
         "provenance": provenance, "label_names": label_names, "severities": list(SEVERITIES),
@@ -226,6 +279,9 @@ def make_c(dataset: str, out: str | os.PathLike, *, params: str = "cifar", data_
                    f"{n} of {total} images: {how}"),
         "corruptions": dict(old.get("corruptions", {})),
     }
+    if suite == "c-bar":
+        manifest["paper"] = CBAR_PAPER
+        manifest["levels"] = {c: list(PARAMS_CBAR[params][c]) for c in names}
 
     # the clean images, decoded once into a memory-mapped array: clean.npy (npy layout) or .cache/ (folder layout)
     cache = out if layout == "npy" else out / ".cache"
@@ -254,7 +310,8 @@ def make_c(dataset: str, out: str | os.PathLike, *, params: str = "cifar", data_
             bar.set_description(c)
             start = time.perf_counter()
             chunks = [(s, i) for s in SEVERITIES for i in range(0, n, batch_size)]
-            tasks = ((np.array(clean[i:i + batch_size]), c, s, params, seed, rows[i:i + batch_size]) for s, i in chunks)
+            tasks = ((np.array(clean[i:i + batch_size]), c, s, params, seed, rows[i:i + batch_size], suite)
+                     for s, i in chunks)
             results = zip(chunks, _imap(pool, _corrupt_chunk, tasks, window=2 * num_workers))
             if layout == "npy":
                 _write_npy_corruption(out / f"{c}.npy", results, n, shape, bar)

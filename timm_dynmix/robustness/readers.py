@@ -6,6 +6,8 @@ layout                        files
 CIFAR-10-C / CIFAR-100-C      ``<root>/<corruption>.npy`` uint8 (5 K, H, W, 3), severity-major (rows
 (and ``make-c --layout npy``)  ``[(s-1) K, s K)`` = severity s), ``<root>/labels.npy`` (5 K,) integer; ``make-c``
                               adds ``clean.npy`` (K, H, W, 3) and ``make_c.json``
+CIFAR-10-C-bar               the same, with the 10 C-bar corruptions (``make-c --suite c-bar``; the original
+                              ``make_cifar10_c_bar.py`` writes it without clean.npy)
 ImageNet-C / ImageNet-3DCC    ``<root>/<corruption>/<1..5>/<class>/<image>`` (also with a group level,
 (and ``make-c --layout        ``<root>/<group>/<corruption>/<severity>/...``); ``make-c`` adds ``clean/<class>/``.
 folder``)                     Class folders map to indices by the model's label names when they all appear there,
@@ -14,6 +16,9 @@ ImageNet-P                    ``<root>/<perturbation>/<class>/<video>.mp4`` (dec
                               ``.npy`` (T, H, W, 3) uint8 frames; harder noise levels in ``<perturbation>_2``/``_3``
 CIFAR-10-P / CIFAR-100-P      ``<root>/<perturbation>.npy`` uint8 (N, T, H, W, 3), optional ``labels.npy`` (N,)
 ============================  ====================================================================================
+
+A -C-bar benchmark is told apart by its manifest (``"suite": "c-bar"``) or, without one, by its corruption names
+(all of them C-bar corruptions): :func:`corruption_suite`; ``benchmark.info["suite"]`` records it.
 
 Subsets (``max_per_cell``): :func:`subset_indices` draws the same seeded, sorted subset of positions in every cell
 of equal size, so the clean set and all (corruption, severity) cells of a -C set see the same images.
@@ -33,12 +38,13 @@ import numpy as np
 from timm_dynmix.data.sampler import balanced_subset_indices, subset_indices
 from timm_dynmix.fileio import IMAGE_EXTENSIONS, read_json
 from timm_dynmix.robustness.corruptions import ALL_CORRUPTIONS, CORRUPTIONS
+from timm_dynmix.robustness.corruptions_cbar import CBAR_CORRUPTIONS, IMAGENET_CBAR_CORRUPTIONS, IMAGENET_CBAR_ONLY
 from timm_dynmix.robustness.metrics import IMAGENET_3DCC_CORRUPTIONS, IMAGENET_P_EXTRA, IMAGENET_P_PERTURBATIONS
 
 __all__ = [
     "BenchmarkError", "Cell", "CorruptionBenchmark", "Video", "PerturbationSet", "PerturbationBenchmark",
     "subset_indices", "balanced_subset_indices", "read_npy_c", "read_folder_c", "read_perturbations", "detect_layout",
-    "MANIFEST_NAME", "IMAGE_EXTENSIONS", "BENCHMARKS", "BENCHMARK_NAMES",
+    "MANIFEST_NAME", "IMAGE_EXTENSIONS", "BENCHMARKS", "BENCHMARK_NAMES", "corruption_suite", "cbar_benchmark_name",
 ]
 
 MANIFEST_NAME = "make_c.json"
@@ -47,10 +53,12 @@ BENCHMARK_NAMES = {
     "cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "cifar10-c": "CIFAR-10-C", "cifar100-c": "CIFAR-100-C",
     "cifar10-p": "CIFAR-10-P", "cifar100-p": "CIFAR-100-P", "imagenet-c": "ImageNet-C",
     "imagenet-3dcc": "ImageNet-3DCC", "imagenet-p": "ImageNet-P", "tiny-imagenet-c": "Tiny-ImageNet-C",
+    "cifar10-c-bar": "CIFAR-10-C-bar", "cifar100-c-bar": "CIFAR-100-C-bar", "imagenet-c-bar": "ImageNet-C-bar",
 }
 # the benchmarks `timm-dynmix eval --benchmark` knows by name (else: a folder made by make-c)
 BENCHMARKS = ("cifar10", "cifar100", "cifar10-c", "cifar100-c", "imagenet-c", "imagenet-3dcc", "imagenet-p",
-              "cifar10-p", "cifar100-p")
+              "cifar10-p", "cifar100-p", "cifar10-c-bar", "imagenet-c-bar")
+_CBAR_ALL = frozenset(CBAR_CORRUPTIONS) | frozenset(IMAGENET_CBAR_CORRUPTIONS)
 _WNID = re.compile(r"^n\d{8}$")
 
 
@@ -176,8 +184,30 @@ def _select(found: Sequence[str], wanted: Sequence[str] | None, root: Path, what
 
 def _order(names: Sequence[str]) -> list[str]:
     """Known corruptions in the benchmark order, then the others sorted."""
-    known = [c for c in ALL_CORRUPTIONS + IMAGENET_3DCC_CORRUPTIONS if c in names]
+    known = [c for c in ALL_CORRUPTIONS + CBAR_CORRUPTIONS + IMAGENET_CBAR_ONLY + IMAGENET_3DCC_CORRUPTIONS
+             if c in names]
     return known + sorted(c for c in names if c not in known)
+
+
+def corruption_suite(names: Sequence[str], manifest: dict[str, Any] | None = None) -> str:
+    """``"c-bar"`` for a -C-bar benchmark (its make-c manifest says so, or all its corruptions are C-bar ones), else
+    ``"c"``."""
+    if manifest and manifest.get("suite"):
+        return str(manifest["suite"])
+    return "c-bar" if names and all(n in _CBAR_ALL for n in names) else "c"
+
+
+def cbar_benchmark_name(names: Sequence[str], manifest: dict[str, Any] | None = None, layout: str = "npy") -> str:
+    """The benchmark name of a -C-bar folder: ``imagenet-c-bar`` (ImageNet parameters, an ImageNet-C-bar-only
+    corruption, or a folder tree without manifest), else ``cifar10-c-bar`` / ``cifar100-c-bar`` (a make-c source of
+    10 / 100 classes, or npy arrays without manifest, as the original script writes), else ``cifar-c-bar``."""
+    manifest = manifest or {}
+    if manifest.get("params") == "imagenet" or any(n in IMAGENET_CBAR_ONLY for n in names) \
+            or (not manifest and layout == "folder"):
+        return "imagenet-c-bar"
+    if not manifest:  # the original script's CIFAR-10-C-bar arrays
+        return "cifar10-c-bar"
+    return {10: "cifar10-c-bar", 100: "cifar100-c-bar"}.get(len(manifest.get("label_names") or []), "cifar-c-bar")
 
 
 def _check_severities(severities: Sequence[int] | None) -> list[int]:
@@ -257,7 +287,8 @@ def read_npy_c(root: str | os.PathLike, corruptions: Sequence[str] | None = None
             cells.append(Cell(c, s, ArraySource(arr, labels, rows + (s - 1) * per_sev)))
     names = manifest.get("label_names")
     return CorruptionBenchmark(name=name, root=root, cells=cells, class_names=list(names) if names else None,
-                               layout="npy", info={"images_per_severity": per_sev, "manifest": manifest})
+                               layout="npy", info={"images_per_severity": per_sev, "manifest": manifest,
+                                                   "suite": corruption_suite(found, manifest)})
 
 
 def _image_files(folder: Path) -> list[Path]:
@@ -364,7 +395,8 @@ def read_folder_c(root: str | os.PathLike, corruptions: Sequence[str] | None = N
     sizes = {len(c) for c in cells}
     manifest = _read_manifest(root)
     return CorruptionBenchmark(name=name, root=root, cells=cells, class_names=class_names, class_to_index=mapping,
-                               layout="folder", info={"images_per_cell": sorted(sizes), "manifest": manifest})
+                               layout="folder", info={"images_per_cell": sorted(sizes), "manifest": manifest,
+                                                      "suite": corruption_suite(list(dirs), manifest)})
 
 
 def detect_layout(root: str | os.PathLike) -> str:
@@ -513,6 +545,9 @@ def benchmark_corruption_lists(names: Sequence[str], benchmark: str) -> tuple[li
     """Split evaluated corruptions into (benchmark ones, reported-separately ones) for a benchmark name."""
     if benchmark == "imagenet-3dcc":
         main = [c for c in IMAGENET_3DCC_CORRUPTIONS if c in names]
+    elif benchmark.endswith("c-bar"):
+        suite = IMAGENET_CBAR_CORRUPTIONS if benchmark.startswith("imagenet") else CBAR_CORRUPTIONS
+        main = [c for c in suite if c in names]
     else:
         main = [c for c in CORRUPTIONS if c in names]
     return main, [c for c in names if c not in main]

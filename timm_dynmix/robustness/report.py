@@ -10,7 +10,11 @@
   means; or ``--baseline``); None for CIFAR, which is never normalized;
 * ``rms_calibration_error``: the mean over the benchmark corruptions of the RMS calibration error of each
   corruption's images (all its severities pooled), Hendrycks' adaptive bins of 100;
-* ``per_corruption``: the error of each benchmark corruption; ``plots``: the PNG files.
+* ``per_corruption``: the error of each benchmark corruption; ``plots``: the PNG files;
+* ``cbar_error`` (-C-bar benchmarks only: CIFAR-10-C-bar, ImageNet-C-bar, detected from the folder, see
+  :func:`timm_dynmix.robustness.readers.corruption_suite`): the mean over the 10 C-bar corruptions of each one's
+  error over its evaluated severities; ``corruption_error`` is then None (it is the -C number), and
+  ``rms_calibration_error`` and ``per_corruption`` are over the C-bar corruptions.
 
 and everything else: ``cells`` (every corruption x severity cell: n, error, RMS calibration error, ECE, mean
 confidence), ``clean`` (with its reliability bins), ``corruptions`` and ``extra_corruptions`` (the 4 validation
@@ -36,7 +40,8 @@ import numpy as np
 from timm_dynmix.fileio import atomic_write_bytes
 from timm_dynmix.robustness import metrics as M
 from timm_dynmix.robustness.corruptions import corruption_group
-from timm_dynmix.robustness.readers import BENCHMARK_NAMES, benchmark_corruption_lists
+from timm_dynmix.robustness.corruptions_cbar import CBAR_CORRUPTIONS, IMAGENET_CBAR_CORRUPTIONS
+from timm_dynmix.robustness.readers import BENCHMARK_NAMES, benchmark_corruption_lists, cbar_benchmark_name
 from timm_dynmix.robustness.results import PerturbationResult
 from timm_dynmix.version import versions
 
@@ -48,7 +53,18 @@ _SHORT = {"gaussian_noise": "Gauss", "shot_noise": "Shot", "impulse_noise": "Imp
           "glass_blur": "Glass", "motion_blur": "Motion", "zoom_blur": "Zoom", "snow": "Snow", "frost": "Frost",
           "fog": "Fog", "brightness": "Bright", "contrast": "Contrast", "elastic_transform": "Elastic",
           "pixelate": "Pixel", "jpeg_compression": "JPEG", "speckle_noise": "Speckle", "gaussian_blur": "G.Blur",
-          "spatter": "Spatter", "saturate": "Saturate"}
+          "spatter": "Spatter", "saturate": "Saturate", "blue_noise_sample": "BlueNoise",
+          "brownish_noise": "Brownish", "checkerboard_cutout": "Checker", "circular_motion_blur": "CircBlur",
+          "inverse_sparkles": "InvSparkle", "lines": "Lines", "pinch_and_twirl": "Pinch", "ripple": "Ripple",
+          "sparkles": "Sparkles", "transverse_chromatic_abberation": "TCA", "caustic_refraction": "Caustic",
+          "cocentric_sine_waves": "Sines", "perlin_noise": "Perlin", "plasma_noise": "Plasma",
+          "single_frequency_greyscale": "SingleFreq"}
+_CBAR_NAMES = frozenset(CBAR_CORRUPTIONS) | frozenset(IMAGENET_CBAR_CORRUPTIONS)
+
+
+def _group(name: str) -> str:
+    """The report group of a corruption: ``c-bar`` for the C-bar ones, else its -C group (or 3dcc / other)."""
+    return "c-bar" if name in _CBAR_NAMES else corruption_group(name, strict=False)
 
 
 def _pct(x: float | None) -> float | None:
@@ -75,7 +91,13 @@ def _model_info(model: Any, meta: Mapping[str, Any]) -> dict[str, Any]:
             "input_size": cfg.get("input_size"), "mean": cfg.get("mean"), "std": cfg.get("std")}
 
 
-def _dataset_block(bench: Any, name: str, manifest: Mapping[str, Any]) -> dict[str, Any]:
+def _dataset_block(bench: Any, name: str, manifest: Mapping[str, Any], suite: str = "c") -> dict[str, Any]:
+    if suite == "c-bar":  # always generated (there is no release): named as the benchmark, how in "generated"
+        block = {"name": BENCHMARK_NAMES.get(name, name), "type": name, "split": manifest.get("split", "test")}
+        if manifest:
+            block["generated"] = (f"timm-dynmix make-c --suite c-bar, {manifest.get('params')} severities, seed "
+                                  f"{manifest.get('seed')}, {manifest.get('num_images')} images per cell")
+        return block
     if manifest:
         src = Path(str(manifest.get("source", "images")).split(" (")[0]).name or "images"
         return {"name": f"{src}-C regenerated ({manifest.get('params')} parameters, {manifest.get('num_images')} "
@@ -95,12 +117,17 @@ def build_report(result: Any, model: Any = None, *, meta: Mapping[str, Any] | No
         return _build_p_report(result, model, meta, baseline)
     bench = result.benchmark
     manifest = bench.info.get("manifest") or {}
-    name = meta.get("name") or (f"{manifest.get('params', 'custom')}-c-regenerated" if manifest else bench.name)
+    suite = bench.info.get("suite", "c")
+    found = list(dict.fromkeys(c.corruption for c in result.cells if c.severity > 0))
+    cbar_name = (bench.name if bench.name.endswith("c-bar") else cbar_benchmark_name(found, manifest, bench.layout)
+                 ) if suite == "c-bar" else None
+    name = meta.get("name") or cbar_name or (f"{manifest.get('params', 'custom')}-c-regenerated" if manifest
+                                             else bench.name)
     pre = ("Resize(256) + CenterCrop(224), then " if meta.get("resize_256_crop_224") else "no resize or crop; ")
     mean, std = (_model_info(model, meta).get(k) for k in ("mean", "std"))
     report: dict[str, Any] = {
         "benchmark": name,
-        "dataset": _dataset_block(bench, name, manifest),
+        "dataset": _dataset_block(bench, name, manifest, suite),
         "clean_error": None, "corruption_error": None, "mce": None, "rms_calibration_error": None,
         "per_corruption": {}, "plots": [],
     }
@@ -112,11 +139,11 @@ def build_report(result: Any, model: Any = None, *, meta: Mapping[str, Any] | No
         report["clean_error"] = report["clean"]["error"]
     cells = [c for c in result.cells if c.severity > 0]
     report["cells"] = [{"corruption": c.corruption, "severity": c.severity,
-                        "group": corruption_group(c.corruption, strict=False),
+                        "group": _group(c.corruption),
                         "n": len(c.label), "error": _pct(M.error_rate(c.correct)),
                         **_calib(c.confidence, c.correct, skip_last_bin)} for c in cells]
     names = list(dict.fromkeys(c.corruption for c in cells))
-    main, extra = benchmark_corruption_lists(names, "imagenet-3dcc" if name == "imagenet-3dcc" else name)
+    main, extra = benchmark_corruption_lists(names, cbar_name or ("imagenet-3dcc" if name == "imagenet-3dcc" else name))
     per: dict[str, dict[str, Any]] = {}
     errors: dict[str, dict[int, float]] = {}
     for cname in names:
@@ -124,15 +151,18 @@ def build_report(result: Any, model: Any = None, *, meta: Mapping[str, Any] | No
         conf = np.concatenate([c.confidence for c in mine])
         corr = np.concatenate([c.correct for c in mine])
         errors[cname] = {c.severity: M.error_rate(c.correct) for c in mine}
-        per[cname] = {"group": corruption_group(cname, strict=False), "n": len(corr), "error": _pct(M.error_rate(corr)),
+        per[cname] = {"group": _group(cname), "n": len(corr), "error": _pct(M.error_rate(corr)),
                       "errors_by_severity": {str(s): _pct(e) for s, e in errors[cname].items()},
                       **_calib(conf, corr, skip_last_bin)}
     report["corruptions"] = {c: per[c] for c in main}
     report["extra_corruptions"] = {c: per[c] for c in extra}
     report["per_corruption"] = {c: per[c]["error"] for c in main}
     summary: dict[str, Any] = {"benchmark_corruptions": main, "num_benchmark_corruptions": len(main)}
+    if suite == "c-bar":
+        summary["suite"] = "c-bar"
+        report["cbar_error"] = None
     if main:
-        report["corruption_error"] = _pct(M.corruption_error(errors, main))
+        report["cbar_error" if suite == "c-bar" else "corruption_error"] = _pct(M.corruption_error(errors, main))
         report["rms_calibration_error"] = round(float(np.mean([per[c]["rms_calibration_error"] for c in main])), 4)
         summary["ece"] = round(float(np.mean([per[c]["ece"] for c in main])), 4)
         sevs = sorted({s for c in main for s in errors[c]})
@@ -162,6 +192,10 @@ def build_report(result: Any, model: Any = None, *, meta: Mapping[str, Any] | No
         "preprocessing": f"uint8 RGB -> [0, 1]; {pre}(x - mean) / std with the model's mean {mean} and std {std}",
         "corruption_error": "mean over the benchmark corruptions of each corruption's top-1 error over its "
                             "evaluated severities pooled (the unnormalized mean corruption error)",
+        **({"cbar_error": "the corruption error over the C-bar corruptions (Mintun et al., 2021): mean over the "
+                          "10 corruptions of each one's top-1 error over its evaluated severities pooled; "
+                          "corruption_error (the -C number) is None for a -C-bar benchmark"}
+           if suite == "c-bar" else {}),
         "mce": "CE_c = sum_s E_c,s / sum_s E_c,s(AlexNet) over the evaluated severities; mCE = mean over the "
                "benchmark corruptions with a baseline (x100); not computed for CIFAR (never normalized)",
         "relative_mce": "per_severity: sum_s (E_c,s - E_clean) / sum_s (A_c,s - A_clean) (reported as the "
@@ -265,9 +299,12 @@ def _markdown(report: Mapping[str, Any]) -> str:
                      if report.get("clean_error") is not None else ""), ""]
         return "\n".join(lines)
     clean = report.get("clean") or {}
-    head = ["Clean error", "Corruption error"] + (["mCE"] if report.get("mce") is not None else []) + \
+    cbar = "cbar_error" in report  # a -C-bar benchmark: its mean error is cbar_error
+    main_error = report.get("cbar_error") if cbar else report.get("corruption_error")
+    head = ["Clean error", "C-bar error" if cbar else "Corruption error"] + \
+        (["mCE"] if report.get("mce") is not None else []) + \
         ["RMS calib. (clean)", "RMS calib. (corrupted)", "ECE (clean)", "ECE (corrupted)"]
-    vals = [report.get("clean_error"), report.get("corruption_error")] + \
+    vals = [report.get("clean_error"), main_error] + \
         ([report["mce"]] if report.get("mce") is not None else []) + \
         [clean.get("rms_calibration_error"), report.get("rms_calibration_error"), clean.get("ece"),
          report.get("summary", {}).get("ece")]
@@ -305,7 +342,7 @@ def _markdown(report: Mapping[str, Any]) -> str:
         mbs = report.get("summary", {}).get("mean_error_by_severity")
         if mbs:
             lines.append("| **mean (benchmark)** | " + " | ".join(_f(mbs.get(str(s)), 1) for s in sevs)
-                         + f" | {_f(report.get('corruption_error'), 2)} | {_f(report.get('rms_calibration_error'))} |")
+                         + f" | {_f(main_error, 2)} | {_f(report.get('rms_calibration_error'))} |")
         if report.get("extra_corruptions"):
             lines += ["", "\\* extra (validation) corruption: reported, not averaged into the benchmark numbers."]
         lines.append("")
@@ -501,7 +538,8 @@ def compare_reports(folders: _Reports, allow_diff: Sequence[str] = ()) -> str:
     benches = {r["benchmark"] for _, r in reports}
     title = f"Comparison on {', '.join(sorted(benches))}" + (" (different benchmarks!)" if len(benches) > 1 else "")
     cols = [f"{name} (`{r.get('model', {}).get('name') or '?'}`)" for name, r in reports]
-    rows = [("Clean error (%)", "clean_error"), ("Corruption error (%)", "corruption_error"), ("mCE (%)", "mce"),
+    rows = [("Clean error (%)", "clean_error"), ("Corruption error (%)", "corruption_error"),
+            ("C-bar error (%)", "cbar_error"), ("mCE (%)", "mce"),
             ("RMS calibration error (%)", "rms_calibration_error"), ("Mean flip probability (%)",
                                                                      "mean_flip_probability"), ("mFR (%)", "mfr")]
     lines = [f"## {title}", "", "| Metric | " + " | ".join(cols) + " |", "|" + "---|" * (len(cols) + 1)]
