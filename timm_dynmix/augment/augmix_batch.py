@@ -117,12 +117,28 @@ def parse_augmix_batch_config(config: str | AugMixConfig) -> AugMixConfig:
 
 # ----------------------------------------------------------------------------------------------------------------
 # kernels: (x storage (n, C, H, W), code (n,) AugMix op codes, param (n,) float64, exact) -> same shape and dtype
-def _k_lut(x, code, p, exact):
-    names = ("autocontrast", "equalize", "posterize", "solarize")
-    dyn = torch.zeros_like(code)
-    for name in names:
-        dyn = torch.where(code == _CODE[name], _b.CODE[name], dyn)
-    return _b._k_lut(x, dyn, p, exact)
+def _k_pixel(x, code, p, exact):
+    """autocontrast, equalize (DynMix's per-image PIL tables), posterize, solarize (the same results, computed).
+
+    ``code`` comes sorted: every op's images form one contiguous run.
+    """
+    q = _b._quantized(x)
+    kinds, counts = torch.unique_consecutive(code, return_counts=True)
+    outs, start = [], 0
+    for kind, count in zip(kinds.tolist(), counts.tolist()):
+        sl = slice(start, start + count)
+        start += count
+        if kind == _CODE["posterize"]:  # i & ~(2 ** (8 - bits) - 1)
+            mask = (256 - torch.exp2(8.0 - p[sl].clamp(min=1.0))).to(torch.uint8).view(-1, 1, 1, 1)
+            outs.append(torch.bitwise_and(q[sl], mask))
+        elif kind == _CODE["solarize"]:  # invert values >= threshold
+            t = p[sl].view(-1, 1, 1, 1)
+            outs.append(torch.where(q[sl] >= t, 255 - q[sl], q[sl]))
+        else:
+            dyn = torch.full((count,), _b.CODE[AUGMIX_BATCH_ALL_OPS[kind]], dtype=code.dtype, device=code.device)
+            outs.append(_b._k_lut(q[sl], dyn, p[sl], True))
+    out = outs[0] if len(outs) == 1 else torch.cat(outs)
+    return out if exact else out.float()
 
 
 def _k_rotate(x, code, p, exact):
@@ -200,7 +216,7 @@ def _k_enhance(x, code, p, exact):
 
 Kernel = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, bool], torch.Tensor]
 _KERNELS: tuple[tuple[Kernel, tuple[str, ...]], ...] = (
-    (_k_lut, ("autocontrast", "equalize", "posterize", "solarize")),
+    (_k_pixel, ("autocontrast", "equalize", "posterize", "solarize")),
     (_k_rotate, ("rotate",)),
     (_k_shear_x, ("shear_x",)),
     (_k_shear_y, ("shear_y",)),
@@ -516,10 +532,10 @@ class AugMixBatch(nn.Module):
             for v in range(n):
                 w = params.weights[v, b0:b1]  # (nb, width) float32
                 m = params.skip[v, b0:b1].view(nb, 1, 1, 1)
-                mix = chains[v, 0] * w[:, 0].view(nb, 1, 1, 1)
+                mix = chains[v, 0] * w[:, 0].view(nb, 1, 1, 1)  # float32 (uint8 * float32 promotes)
                 for i in range(1, width):
-                    mix.add_(chains[v, i] * w[:, i].view(nb, 1, 1, 1))
-                sink(v, b0, b1, mix.mul_(m).add_(clean * (1.0 - m)))
+                    mix.addcmul_(chains[v, i], w[:, i].view(nb, 1, 1, 1))
+                sink(v, b0, b1, mix.mul_(m).addcmul_(clean, 1.0 - m))
 
     def _prepare(self, x: torch.Tensor, generator: torch.Generator | None, seed: int | None, epoch: int,
                  indices: Any) -> tuple[torch.Tensor, bool, AugMixBatchParams]:
