@@ -223,6 +223,20 @@ def test_draws_have_the_official_distribution():
     assert abs(float(ref_skip.mean()) - 0.5) < 0.03
 
 
+def test_per_image_augmix_has_the_same_view_statistics(synth):
+    """The per-image official AugMix (the DataLoader path) against the same reference figure: both paths agree."""
+    aug = AugMix("augmix")
+    imgs = [Image.fromarray(a) for a in synth.permute(0, 2, 3, 1).numpy()]
+    clean = synth.float()
+    per = []
+    for s in range(4):
+        rng = np.random.default_rng(3000 + s)
+        views = torch.stack([aug(img, rng=rng) for img in imgs]) * 255.0
+        per.append(float((views - clean).abs().mean()))
+    mean, spread = REF_SYNTH["overall"]
+    assert abs(float(np.mean(per)) - mean) <= _tolerance(spread, 4)
+
+
 def test_small_alpha_is_finite():
     p = AugMixBatch("augmix_official-a0.01").sample_params(500, (32, 32), generator=torch.Generator().manual_seed(1))
     assert torch.isfinite(p.weights).all() and torch.isfinite(p.skip).all()
