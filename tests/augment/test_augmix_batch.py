@@ -252,6 +252,9 @@ def test_per_sample_seeding_is_independent_of_the_batch(synth):
     alone = aug(synth[2:3], seed=9, epoch=4, indices=[11])
     for v in range(2):
         assert torch.equal(batch[v][2:3], alone[v])
+    as_numpy = aug(synth[:5], seed=9, epoch=4, indices=idx.numpy())
+    as_list = aug(synth[:5], seed=9, epoch=4, indices=idx.tolist())
+    assert all(torch.equal(a, b) and torch.equal(a, c) for a, b, c in zip(batch, as_numpy, as_list))
     views = aug.views(synth[:5], seed=9, epoch=4, indices=idx)
     assert torch.equal(views, aug.views(synth[:5], seed=9, epoch=4, indices=idx))  # deterministic
     assert not torch.equal(views, aug.views(synth[:5], seed=9, epoch=5, indices=idx))  # epoch is a key

@@ -39,6 +39,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from timm.data.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from torch import nn
@@ -336,6 +337,8 @@ class AugMixBatchParams:
 
 
 def _check_indices(indices: Any, batch_size: int) -> list[int]:
+    if isinstance(indices, np.ndarray):
+        indices = torch.from_numpy(indices)
     if isinstance(indices, torch.Tensor):
         if indices.dtype.is_floating_point or indices.dtype == torch.bool or indices.ndim != 1:
             raise ValueError(f"indices must be a 1-D integer tensor or sequence, got a {indices.dtype} tensor of "
