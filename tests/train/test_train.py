@@ -165,6 +165,18 @@ def test_step_augmix_views_are_keyed_by_dataset_index(tmp_path):
     assert torch.equal(c[:16], a[:16]) and not torch.equal(c[16:], a[16:])
 
 
+def test_checkpoints_of_the_old_aug_device_name_resume(tmp_path):
+    """A checkpoint saved with aug_device "model" (the old name of "step") resumes a run recorded as "step"."""
+    from timm_dynmix.train.checkpoint import STATE_FILE, load_resume_state
+
+    (tmp_path / STATE_FILE).write_text(json.dumps({"config": {"aug_device": "model", "aug": "dynmix"}, "epoch": 0,
+                                                   "step_in_epoch": 3, "world_size": 1}))
+    state = load_resume_state(tmp_path, TrainConfig(aug="dynmix", aug_device="step"), 1)
+    assert state["step_in_epoch"] == 3
+    with pytest.raises(ValueError, match="different aug_device"):
+        load_resume_state(tmp_path, TrainConfig(aug="dynmix", aug_device="loader"), 1)
+
+
 def test_no_argument_run_writes_loadable_outputs(tmp_path):
     """``python examples/train.py`` with no argument: embedded digits, offline; then load the model with timm."""
     start = time.time()
