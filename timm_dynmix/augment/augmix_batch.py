@@ -8,9 +8,11 @@ or uniform in 1-3), ops (uniform with replacement), levels (uniform in ``[0.1, s
 images in :meth:`AugMixBatch.apply`: the chain slots of every step are grouped by op kernel and each group is one
 batched computation, with the PIL-exact kernels of :mod:`timm_dynmix.augment.batched`:
 
-* autocontrast, equalize, posterize, solarize: per-image lookup tables (exact);
-* rotate (whole degrees about the centre, bilinear, black fill): ``grid_sample`` as PIL samples (within 1/255);
-* shear_x/y about the top-left corner (PIL affine ``(1, s, 0, 0, 1, 0)``): per-row / per-column two-tap lerps;
+* autocontrast, equalize: per-image lookup tables; posterize, solarize: computed (all exact, uint8);
+* rotate (whole degrees about the centre, bilinear, black fill): ``grid_sample`` as PIL samples (a pixel may differ
+  by 1 where float32 and PIL's double fall on either side of a truncation; about 0.1% of pixels, tested);
+* shear_x/y about the top-left corner (PIL affine ``(1, s, 0, 0, 1, 0)``): per-row / per-column two-tap lerps
+  (within 1, as rotate);
 * translate_x/y (whole pixels; ``+`` moves the content left / up, as the official affine): an exact gather;
 * with ``all_ops=True`` the official ``augmentations_all`` adds colour, contrast, brightness and sharpness
   (``ImageEnhance`` with factor ``level * 1.8 / 10 + 0.1``): PIL's blend with a grey / mean-grey / black / smoothed
@@ -22,6 +24,10 @@ Config strings: ``augmix`` (the official CIFAR defaults, severity 3, width 3, ra
 ``augmix-m3-w3-d-1-a1`` (``m`` severity, ``w`` width, ``d`` depth with ``-1`` or ``0`` for random, ``a`` alpha).
 The timm grammar only names the parameters: the ops are the official AugMix's either way (timm's own per-image
 AugMix, with its 13 ops and its magnitudes, stays ``create_transform(aug="augmix-m3-w3")``).
+
+Float input (values in [0, 1]) runs the same kernels on the 0-255 scale without the geometric ops' uint8
+truncation and returns the unrounded float mix; uint8 input returns the mix rounded to uint8. :meth:`AugMixBatch.views`
+normalizes the unrounded mix in both cases (as the official code mixes normalized tensors).
 
 Randomness. Every view's draws are one row of Gamma variates (``width`` for the Dirichlet, 2 for the Beta, as
 ``Gamma(alpha + 1) * U ** (1 / alpha)``, exact for small alphas) and one row of uniforms (depths, ops, levels,
