@@ -385,3 +385,18 @@ def test_errors(synth):
 def test_public_export():
     assert timm_dynmix.AugMixBatch is AugMixBatch
     assert "AugMixBatch" in timm_dynmix.__all__
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_cpu(synth):
+    """The same parameters on a GPU give the CPU's views (bilinear ops within 1), and both seeding modes run there."""
+    aug = AugMixBatch("augmix", all_ops=True)
+    params = aug.sample_params(16, (32, 32), seed=2, epoch=1, indices=list(range(16)))
+    cpu = aug.apply(synth[:16], params)
+    gpu = aug.apply(synth[:16].cuda(), params.to("cuda"))
+    for a, b in zip(cpu, gpu):
+        assert b.device.type == "cuda" and int((a.int() - b.cpu().int()).abs().max()) <= 1
+    seeded = aug.views(synth[:16].cuda(), seed=2, epoch=1, indices=torch.arange(16))
+    assert torch.allclose(seeded.cpu(), aug.views(synth[:16], seed=2, epoch=1, indices=torch.arange(16)), atol=0.05)
+    gen = aug.views(synth[:16].cuda(), generator=torch.Generator(device="cuda").manual_seed(0))
+    assert gen.shape == (48, 3, 32, 32) and torch.isfinite(gen).all()
