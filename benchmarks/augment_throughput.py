@@ -1,4 +1,4 @@
-"""Augmentation throughput per CPU core: timm AugMix vs torchvision AugMix vs DynMix (PIL and batched).
+"""Augmentation throughput per CPU core: timm AugMix vs torchvision AugMix vs DynMix, AugMix, PRIME (PIL and batched).
 
 Claim checked (issue 3): per 3-view training sample (clean + 2 augmented views, normalized float tensors), on one
 CPU thread in one process,
@@ -6,7 +6,9 @@ CPU thread in one process,
 * DynMix on PIL images (``timm_dynmix.create_transform(..., aug="dynmix...")``) is >= 1.5x timm's AugMix
   (``augmix-m3-w3`` via ``timm.data.create_transform(separate=True)`` + ``AugMixDataset(num_splits=3)``, as timm's
   train.py uses it) at 32 px and at 224 px;
-* ``DynamicMixupBatch.views`` on a uint8 batch of 256 is >= 20x timm's AugMix at 32 px and >= 10x at 224 px.
+* ``DynamicMixupBatch.views`` on a uint8 batch of 256 is >= 20x timm's AugMix at 32 px and >= 10x at 224 px;
+* ``AugMixBatch.views`` (the official AugMix, batched, issue 5) and ``PrimeBatch.views`` are >= 15x timm's AugMix
+  per thread at 32 px.
 
 Rows (every row makes the same 3-view samples from the same source images):
 
@@ -25,7 +27,14 @@ Rows (every row makes the same 3-view samples from the same source images):
   pages (``GLIBC_TUNABLES`` mmap/trim thresholds, PyTorch's ``THP_MEM_ALLOC_ENABLE=1``): batch-size tensors
   otherwise page-fault on every call, which is slow on VMs. The per-image rows allocate small tensors and do not
   depend on this.
-* With CUDA present: ``DynamicMixupBatch.views`` on the GPU (batch 256, synchronized timing).
+* ``AugMix batched CPU, views``: ``AugMixBatch("augmix").views`` of the same uint8 batch (one generator);
+  ``per-sample seeds`` draws every image's parameters from its own ``(seed, epoch, index, view)`` generator, as the
+  training step does. ``PRIME batched CPU, views``: ``PrimeBatch.views`` when ``timm_dynmix.augment.prime`` exists
+  (else skipped, with a note in the report).
+* With CUDA present: ``DynamicMixupBatch.views`` and ``AugMixBatch.views`` on the GPU (batch 256, synchronized).
+* ``--threads 1 2``: every row again with 2 threads: the batched rows with ``torch.set_num_threads(2)``, the
+  per-image anchors (timm and torchvision AugMix) with a 2-worker DataLoader (batches of 32 samples), which is how
+  a per-image pipeline uses a second core. Ratios are against timm's AugMix at the same number of threads.
 
 32 px images: the CIFAR-10 test set from ../shared (the project's JPEG-rebuilt copy), else 32x32 box-downscaled crops
 of scikit-learn's sample photos. 224 px: 256x256 crops of scikit-learn's china.jpg and flower.jpg (427x640 photos),
@@ -33,7 +42,7 @@ cropped to 224 by each pipeline. Samples/s is the median of ``--runs`` timed run
 
 Usage::
 
-    python benchmarks/augment_throughput.py [--quick] [--out augment_throughput.json] [--tuned-malloc]
+    python benchmarks/augment_throughput.py [--quick] [--out augment_throughput.json] [--tuned-malloc] [--threads 1 2]
 """
 
 from __future__ import annotations
@@ -60,14 +69,26 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import timm_dynmix  # noqa: E402
-from timm_dynmix import DynamicMixupBatch, create_transform  # noqa: E402
+from timm_dynmix import AugMixBatch, DynamicMixupBatch, create_transform  # noqa: E402
 
 CLAIM = ("per 3-view sample on 1 CPU thread: DynMix PIL >= 1.5x timm AugMix (augmix-m3-w3) at 32 and 224 px; "
-         "DynamicMixupBatch (CPU, batch 256) >= 20x at 32 px and >= 10x at 224 px")
+         "DynamicMixupBatch (CPU, batch 256) >= 20x at 32 px and >= 10x at 224 px; AugMixBatch and PrimeBatch "
+         ">= 15x at 32 px")
 SEED = 0
 CONFIGS = {32: "dynmix", 224: "dynmix-oimagenet"}
+AUGMIX_CONFIG = "augmix"  # the official AugMix (severity 3, width 3, depth 1-3), as timm's augmix-m3-w3 at both sizes
 TARGETS = [("DynMix PIL", 32, 1.5), ("DynMix PIL", 224, 1.5),
-           ("DynMix batched CPU, views", 32, 20.0), ("DynMix batched CPU, views", 224, 10.0)]
+           ("DynMix batched CPU, views", 32, 20.0), ("DynMix batched CPU, views", 224, 10.0),
+           ("AugMix batched CPU, views", 32, 15.0), ("PRIME batched CPU, views", 32, 15.0)]
+
+
+def prime_class() -> tuple[type | None, str]:
+    """``PrimeBatch`` if this checkout has it (``timm_dynmix.augment.prime``), else None and why not."""
+    try:
+        from timm_dynmix.augment.prime import PrimeBatch
+    except ImportError as e:
+        return None, f"PRIME rows skipped: PrimeBatch is not importable here ({e})"
+    return PrimeBatch, "PrimeBatch('prime') with its default config"
 TUNED_ENV = "glibc.malloc.mmap_threshold=4294967295:glibc.malloc.trim_threshold=4294967295"
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -192,7 +213,48 @@ def per_image_rows(size: int, images: list[Image.Image], per_run: int, runs: int
     return rows
 
 
-def batched_rows(size: int, images: list[Image.Image], batch: int, runs: int, cuda: bool) -> dict[str, list[float]]:
+class _Cycle(torch.utils.data.Dataset):
+    """``length`` samples of ``get(i % n)``: a per-image pipeline behind a DataLoader."""
+
+    def __init__(self, get: Callable[[int], object], n: int, length: int):
+        self.get, self.n, self.length = get, n, length
+
+    def __len__(self):
+        return self.length
+
+    def __getitem__(self, i):
+        return self.get(i % self.n)
+
+
+def per_image_rows_workers(size: int, images: list[Image.Image], per_run: int, runs: int,
+                           workers: int) -> dict[str, list[float]]:
+    """The per-image anchors (timm and torchvision AugMix) through a DataLoader with ``workers`` processes."""
+    import timm.data
+    from torchvision.transforms import v2
+
+    timm_t = timm.data.create_transform(size, is_training=True, auto_augment="augmix-m3-w3", separate=True,
+                                        mean=MEAN, std=STD)
+    ds = timm.data.AugMixDataset(_ListDataset(images), num_splits=3)
+    ds.transform = timm_t
+    primary, tv_aug = timm_t[0], v2.AugMix()
+    to_float = v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)])
+    to_tensor = v2.PILToTensor()
+
+    def tv_views(i: int):
+        x = to_tensor(primary(images[i]))
+        return to_float(x), to_float(tv_aug(x)), to_float(tv_aug(x))
+
+    rows: dict[str, list[float]] = {}
+    for name, get in (("timm AugMix", lambda i: ds[i]), ("torchvision AugMix", tv_views)):
+        dl = torch.utils.data.DataLoader(_Cycle(get, len(images), per_run), batch_size=32, num_workers=workers,
+                                         persistent_workers=True)
+        rows[name] = timed(lambda dl=dl: [None for _ in dl], runs)
+        del dl
+    return rows
+
+
+def batched_rows(size: int, images: list[Image.Image], batch: int, runs: int, cuda: bool,
+                 dynmix_extra: bool = True) -> dict[str, list[float]]:
     rows: dict[str, list[float]] = {}
     loader_t = create_transform(size, is_training=True, aug=None, normalize=False)
 
@@ -202,12 +264,25 @@ def batched_rows(size: int, images: list[Image.Image], batch: int, runs: int, cu
     x = load()
     aug = DynamicMixupBatch(CONFIGS[size], generator=torch.Generator().manual_seed(SEED))
     rows["DynMix batched CPU, views"] = timed(lambda: aug.views(x, MEAN, STD), runs)
-    rows["DynMix batched CPU, end-to-end"] = timed(lambda: aug.views(load(), MEAN, STD), runs)
-    rows["loader only (uint8 crop + collate)"] = timed(load, runs)
+    if dynmix_extra:
+        rows["DynMix batched CPU, end-to-end"] = timed(lambda: aug.views(load(), MEAN, STD), runs)
+        rows["loader only (uint8 crop + collate)"] = timed(load, runs)
+    augmix = AugMixBatch(AUGMIX_CONFIG, generator=torch.Generator().manual_seed(SEED))
+    rows["AugMix batched CPU, views"] = timed(lambda: augmix.views(x, MEAN, STD), runs)
+    indices = torch.arange(batch)
+    rows["AugMix batched CPU, views, per-sample seeds"] = timed(
+        lambda: augmix.views(x, MEAN, STD, seed=SEED, epoch=0, indices=indices), runs)
+    prime, _ = prime_class()
+    if prime is not None:
+        pr = prime("prime")
+        rows["PRIME batched CPU, views"] = timed(
+            lambda: pr.views(x, MEAN, STD, generator=torch.Generator().manual_seed(SEED)), runs)
     if cuda:
         xc = x.cuda()
         gpu = DynamicMixupBatch(CONFIGS[size], generator=torch.Generator(device="cuda").manual_seed(SEED))
         rows["DynMix batched CUDA, views"] = timed(lambda: gpu.views(xc, MEAN, STD), runs, torch.cuda.synchronize)
+        gpu_am = AugMixBatch(AUGMIX_CONFIG, generator=torch.Generator(device="cuda").manual_seed(SEED))
+        rows["AugMix batched CUDA, views"] = timed(lambda: gpu_am.views(xc, MEAN, STD), runs, torch.cuda.synchronize)
     return rows
 
 
@@ -247,6 +322,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[32, 224], choices=[32, 224])
     parser.add_argument("--tuned-malloc", action="store_true",
                         help="also time the batched CPU rows with allocators that keep freed memory (subprocess)")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1], choices=[1, 2],
+                        help="thread counts to measure (1: the claims; 2: batched rows with 2 torch threads, the "
+                             "per-image anchors with 2 DataLoader workers)")
     parser.add_argument("--child-batched", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -268,17 +346,22 @@ def main(argv: list[str] | None = None) -> int:
     per_run = {32: 8, 224: 4} if args.quick else {32: 256, 224: 48}
     date = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     info, vers = machine(), versions()
+    info["threads_used"] = sorted(set(args.threads))
+    _, prime_note = prime_class()
     load_start = os.getloadavg()
     header = [
         "# DynMix augmentation throughput" + (" (--quick smoke test: not a measurement)" if args.quick else ""),
         f"claim: {CLAIM}",
         f"date: {date}",
-        f"machine: {info['cpu_model']}, {info['cpus']} CPUs; 1 thread (torch.set_num_threads(1)), single process"
+        f"machine: {info['cpu_model']}, {info['cpus']} CPUs; threads {info['threads_used']} (1: "
+        "torch.set_num_threads(1), single process)"
         + (f"; GPU: {info['gpu']}" if "gpu" in info else "; no CUDA device"),
         f"load average at start: {', '.join(f'{v:.2f}' for v in load_start)}",
         "seeds: torch/random/numpy 0, DynamicMixupBatch generator 0, image selection 0",
         "versions: " + ", ".join(f"{k} {v}" for k, v in vers.items()),
-        f"configs: {CONFIGS[32]} at 32 px, {CONFIGS[224]} at 224 px; timm augmix-m3-w3; torchvision v2.AugMix()",
+        f"configs: {CONFIGS[32]} at 32 px, {CONFIGS[224]} at 224 px; AugMixBatch {AUGMIX_CONFIG}; timm augmix-m3-w3; "
+        "torchvision v2.AugMix()",
+        f"PRIME: {prime_note}",
         f"timing: median of {runs} runs after 1 warm-up; per-image rows {per_run} samples per run; batch {batch}",
     ]
     print("\n".join(header), flush=True)
@@ -297,6 +380,19 @@ def main(argv: list[str] | None = None) -> int:
         rows.update(brows)
         samples.update(dict.fromkeys(brows, batch))
         results[size] = summarize(rows, samples)
+    results_threads: dict[int, dict[int, list[dict]]] = {}
+    for threads in sorted(set(args.threads) - {1}):
+        torch.set_num_threads(threads)
+        results_threads[threads] = {}
+        for size in args.sizes:
+            images, _ = source_images(size, 64)
+            rows = per_image_rows_workers(size, images, per_run[size] * threads, runs, threads)
+            samples = dict.fromkeys(rows, per_run[size] * threads)
+            brows = batched_rows(size, images, batch, runs, False, dynmix_extra=False)
+            rows.update(brows)
+            samples.update(dict.fromkeys(brows, batch))
+            results_threads[threads][size] = summarize(rows, samples)
+        torch.set_num_threads(1)
 
     checks = []
     for name, size, target in TARGETS:
@@ -305,6 +401,8 @@ def main(argv: list[str] | None = None) -> int:
             checks.append({"pipeline": name, "size": size, "target_ratio": target,
                            "ratio": row["ratio_vs_timm_augmix"], "met": row["ratio_vs_timm_augmix"] >= target})
     print("\n" + table(results) + "\n")
+    for threads, res in results_threads.items():
+        print(f"{threads} threads (batched rows: torch threads; anchors: DataLoader workers):\n" + table(res) + "\n")
     for c in checks:
         print(f"target {c['pipeline']} at {c['size']} px: >= {c['target_ratio']}x timm AugMix: "
               f"{c['ratio']:.2f}x {'MET' if c['met'] else 'MISSED'}")
@@ -317,7 +415,8 @@ def main(argv: list[str] | None = None) -> int:
               "configs": {str(k): v for k, v in CONFIGS.items()}, "images": {str(k): v for k, v in sources.items()},
               "runs": runs, "batch": batch, "per_image_samples_per_run": {str(k): v for k, v in per_run.items()},
               "load_average": {"start": list(load_start), "end": list(load_end)}, "seconds": elapsed,
-              "results": {str(k): v for k, v in results.items()}, "targets": checks}
+              "results": {str(k): v for k, v in results.items()}, "targets": checks, "prime": prime_note,
+              "results_threads": {str(t): {str(k): v for k, v in res.items()} for t, res in results_threads.items()}}
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")
     return 0

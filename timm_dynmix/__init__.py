@@ -5,6 +5,7 @@ Public API::
     from timm_dynmix import DynamicMixup, DynMixConfig, JsdLoss, create_transform, DynMixDataset, collate_splits
     from timm_dynmix import create_model, save_pretrained, push_to_hub   # Hugging Face Hub
     from timm_dynmix import DynamicMixupBatch   # the same augmentation on uint8/float batches, on any device
+    from timm_dynmix import AugMixBatch   # the official AugMix on batches, per-sample draws
     from timm_dynmix import AugMix, AutoAugmentStar, RandomAutoAugmentStar   # the papers' baselines
     from timm_dynmix import PrimeBatch, PrimeConfig, parse_prime_config   # PRIME on batches, on any device
     from timm_dynmix import corrupt, make_c, evaluate_corruptions, build_report, write_report   # robustness
@@ -26,6 +27,7 @@ _EXPORTS = _lazy.exports({
     "timm_dynmix.augment.config": ("DynMixConfig", "parse_config", "format_config", "is_dynmix"),
     "timm_dynmix.augment.dynmix": ("DynamicMixup", "MixParams", "mix"),
     "timm_dynmix.augment.batched": ("DynamicMixupBatch", "BatchParams"),
+    "timm_dynmix.augment.augmix_batch": ("AugMixBatch", "AugMixBatchParams"),
     "timm_dynmix.augment.baselines": ("AugMix", "AugMixConfig", "parse_augmix_config", "format_augmix_config",
                                       "AutoAugmentStar", "RandomAutoAugmentStar"),
     "timm_dynmix.augment.prime": ("PrimeBatch", "PrimeConfig", "PrimeParams", "parse_prime_config",
@@ -61,7 +63,7 @@ __all__ = [
     "__version__",
     "DynMixConfig", "parse_config", "format_config",
     "DynamicMixup", "MixParams", "mix",
-    "DynamicMixupBatch", "BatchParams",
+    "DynamicMixupBatch", "BatchParams", "AugMixBatch", "AugMixBatchParams",
     "AugMix", "AugMixConfig", "parse_augmix_config", "format_augmix_config", "AutoAugmentStar", "RandomAutoAugmentStar",
     "PrimeBatch", "PrimeConfig", "PrimeParams", "parse_prime_config", "format_prime_config",
     "Op", "OPS", "OP_SETS", "get_op", "resolve_ops",
@@ -90,6 +92,7 @@ _register.install()
 
 if TYPE_CHECKING:  # static analysers and IDEs see the real names
     from timm_dynmix import models
+    from timm_dynmix.augment.augmix_batch import AugMixBatch, AugMixBatchParams
     from timm_dynmix.augment.baselines import (
         AugMix,
         AugMixConfig,

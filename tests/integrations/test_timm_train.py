@@ -134,7 +134,12 @@ def test_only_the_part_before_double_dash_is_read():
     (["--aug", "dynmix", "--mixup", "0.2"], ValueError,
      "--mixup cannot be combined with --aug dynmix: Mixup/CutMix does not work with augmentation splits"),
     (["--aug", "dynmix", "--cutmix=1", "--cutmix-minmax", "0.2", "0.8"], ValueError, "--cutmix / --cutmix-minmax"),
-    (["--aug", "augmix-m3"], ValueError, "--aug takes a DynMix config"),
+    (["--aug", "rand-m9"], ValueError, "--aug takes a DynMix config .* or a batched augmentation"),
+    (["--aug", "augmix-timm"], ValueError, "timm's own per-image AugMix"),
+    (["--aug", "augmix-m3-mstd0.5"], ValueError, "unknown section 'mstd0.5'"),
+    (["--aug", "augmix", "--aa", "augmix-m3"], ValueError, "--aa augmix-m3 conflicts with --aug augmix"),
+    (["--aug", "augmix", "--aug-splits", "1"], ValueError, "give 2 to 9 splits"),
+    (["--aug", "augmix", "--mixup", "0.5"], ValueError, "--mixup cannot be combined with --aug augmix"),
     (["--aug", "dynmix-z9"], ValueError, r"--aug dynmix-z9: unknown section 'z9'"),
     (["--aug", "dynmix-m99"], ValueError, "DynMix magnitude must be in"),
     (["--aa", "dynmix-m99"], ValueError, r"--aa dynmix-m99: DynMix magnitude must be in"),
@@ -155,6 +160,79 @@ def test_only_the_part_before_double_dash_is_read():
 def test_refused_with_a_message(argv, error, match):
     with pytest.raises(error, match=match):
         rewrite_args(argv)
+
+
+@pytest.mark.parametrize("argv, added, batched, num_mixes", [
+    (["--aug", "augmix"], ("--aug-splits", "3", "--jsd-loss", "--smoothing", "0"), "augmix", 2),
+    (["--aug", "augmix-m3-w3-d-1-a1", "--aug-splits", "2"], ("--jsd-loss", "--smoothing", "0"),
+     "augmix-m3-w3-d-1-a1", 1),
+    (["--aug=augmix_official-s1", "--smoothing", "0.1", "--jsd-loss"], ("--aug-splits", "3"),
+     "augmix_official-s1", 2),
+])
+def test_batched_augmix_becomes_splits_and_jsd_without_aa(argv, added, batched, num_mixes):
+    out = rewrite_args(["--model", "m", *argv, "/data"])
+    assert out.added == added and "--aa" not in out.argv
+    assert not any(a == "--aug" or a.startswith("--aug=") for a in out.argv)
+    assert out.batched == batched and out.num_mixes == num_mixes and out.config is None
+    assert rewrite_args(["--aug", "dynmix"]).batched is None
+
+
+STAND_IN_LOADER = '''\
+"""A stand-in for timm's train.py's data path: its imports, AugMixDataset for splits, create_loader, one batch."""
+import argparse
+import json
+import sys
+
+import torch
+from timm.data import AugMixDataset, create_dataset, create_loader
+
+parser = argparse.ArgumentParser()
+parser.add_argument("data")
+parser.add_argument("--aa", type=str, default=None)
+parser.add_argument("--aug-splits", type=int, default=0)
+parser.add_argument("--jsd-loss", action="store_true", default=False)
+parser.add_argument("--smoothing", type=float, default=0.1)
+parser.add_argument("--reprob", type=float, default=0.0)
+parser.add_argument("--no-prefetcher", action="store_false", dest="prefetcher", default=True)
+args = parser.parse_args()
+torch.manual_seed(0)
+dataset = create_dataset("", root=args.data, split="train", is_training=True, batch_size=4)
+if args.aug_splits > 1:
+    dataset = AugMixDataset(dataset, num_splits=args.aug_splits)
+loader = create_loader(dataset, input_size=(3, 32, 32), batch_size=4, is_training=True, auto_augment=args.aa,
+                       num_aug_splits=args.aug_splits, use_prefetcher=args.prefetcher, re_prob=args.reprob,
+                       device=torch.device("cpu"), num_workers=0, color_jitter=0.4)
+x, y = next(iter(loader))
+torch.save({"x": x, "y": y}, args.data + "/batch.pt")
+print("RECEIVED " + json.dumps({"type": type(loader).__name__, "len": len(loader), "shape": list(x.shape)}))
+'''
+
+
+def test_batched_augmix_runs_through_timms_create_loader(tmp_path, real_images, capsys):
+    """--aug augmix with timm's own create_loader: uint8 crops -> 3 normalized views made in one batched call."""
+    make_image_folder(tmp_path / "data", real_images[:8])
+    script = tmp_path / "train.py"
+    script.write_text(STAND_IN_LOADER)
+    before = timm.data.create_loader
+    assert main(["timm-train", str(script), "--aug", "augmix", str(tmp_path / "data")]) == 0
+    out = capsys.readouterr()
+    got = received(out.out)
+    assert got == {"type": "BatchedViewsLoader", "len": 2, "shape": [12, 3, 32, 32]}
+    assert "--aug augmix -> --aug-splits 3 --jsd-loss --smoothing 0; 2 mixed view(s)" in out.err
+    batch = torch.load(tmp_path / "data" / "batch.pt")
+    x, y = batch["x"], batch["y"]
+    assert x.dtype == torch.float32 and torch.equal(y, y[:4].repeat(3))
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    clean = (x[:4] * std + mean) * 255  # the clean split: uint8 crops, no colour jitter, normalized
+    assert float((clean - clean.round()).abs().max()) < 1e-3
+    assert not torch.equal(x[:4], x[4:8]) and not torch.equal(x[4:8], x[8:])
+    assert timm.data.create_loader is before and timm.data.loader.create_loader is before  # restored
+    assert main(["timm-train", str(script), "--aug", "augmix", "--no-prefetcher", str(tmp_path / "data")]) == 1
+    assert "drop --no-prefetcher" in capsys.readouterr().err
+    assert main(["timm-train", str(script), "--aug", "augmix", "--reprob", "0.25", str(tmp_path / "data")]) == 1
+    assert "cannot be combined with random erasing" in capsys.readouterr().err
+    assert timm.data.create_loader is before
 
 
 def test_bad_yaml_is_refused(tmp_path):

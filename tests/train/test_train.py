@@ -82,7 +82,9 @@ def test_bad_recipes(tmp_path, text, match):
     ({"aug": "dynmix-m42"}, "DynMix magnitude must be in"),
     ({"aug": "mixup", "jsd": True}, "--jsd needs augmented views"),
     ({"aug": "none", "jsd": True}, "--jsd needs augmented views"),
-    ({"aug": "augmix", "aug_device": "model"}, "needs --aug dynmix"),
+    ({"aug": "augmix-timm", "aug_device": "step"}, "needs --aug dynmix / augmix"),
+    ({"aug": "none", "aug_device": "model"}, "--aug-device model runs the augmentation batched"),
+    ({"aug_device": "gpu"}, "--aug-device must be 'auto', 'step', 'loader' or 'model'"),
     ({"aug": "dynmix-n3", "num_mixes": 2}, "contradicts n3"),
     ({"aug": "cutmix", "batch_size": 15}, "even --batch-size"),
     ({"epochs": 0}, "--epochs must be an integer >= 1"),
@@ -109,7 +111,7 @@ def test_errors_before_training(tmp_path, kwargs, match):
     ("none", {}), ("mixup", {}), ("cutmix", {}), ("autoaugment", {}), ("rand-m9-mstd0.5", {}),
     ("augmix", {}), ("augmix", {"jsd": False}), ("dynmix", {}), ("dynmix", {"jsd": False}), ("dynmix-n1", {}),
     ("dynmix-windep-b1", {"num_mixes": 3}), ("dynmix", {"aug_device": "model"}),
-    ("dynmix", {"aug_device": "model", "jsd": False}),
+    ("dynmix", {"aug_device": "step", "jsd": False}), ("augmix", {"aug_device": "loader"}), ("augmix-timm", {}),
 ])
 def test_each_aug_runs_a_step(tmp_path, aug, extra):
     res = train(TrainConfig(aug=aug, output_dir=str(tmp_path), max_steps=1, **{**TINY, **extra}))
@@ -118,6 +120,61 @@ def test_each_aug_runs_a_step(tmp_path, aug, extra):
     if aug.startswith("dynmix") and res["jsd"]:
         assert res["num_mixes"] == extra.get("num_mixes", 1 if "n1" in aug else 2)
     assert (tmp_path / "model.safetensors").is_file() and (tmp_path / "config.yaml").is_file()
+
+
+@pytest.mark.parametrize("extra", [{}, {"num_mixes": 1}, {"jsd": False}])
+def test_augmix_runs_in_the_step_on_the_in_memory_path(tmp_path, extra):
+    """--aug augmix: batched official AugMix in the step (auto), JSD over 1 + num_mixes views or none."""
+    res = train(TrainConfig(aug="augmix", output_dir=str(tmp_path), max_steps=2, **{**TINY, **extra}))
+    assert res["aug_device"] == "step" and res["data_in_memory"] is True and res["steps"] == 2
+    assert torch.isfinite(torch.tensor(res["metrics"]["train_loss"]))
+    assert res["jsd"] is extra.get("jsd", True)
+    if res["jsd"]:
+        assert res["num_mixes"] == extra.get("num_mixes", 2)
+
+
+def test_step_augmix_views_are_keyed_by_dataset_index(tmp_path):
+    """In the step, AugMix views come from (seed, epoch, dataset index, view): the same image gets the same views
+    in any batch and at any global step; another epoch gets others. The in-memory batches carry the indices."""
+    from timm_dynmix.data.datasets import load_image_data
+    from timm_dynmix.train.config import STEP_AUGMENTATIONS
+    from timm_dynmix.train.data import prepare_data
+
+    assert "augmix" in STEP_AUGMENTATIONS and "dynmix" in STEP_AUGMENTATIONS
+    cfg = TrainConfig(aug="augmix", output_dir=str(tmp_path), seed=3, **TINY)
+    cfg.validate()
+
+    class _Acc:  # the attributes prepare_data reads
+        process_index, num_processes, mixed_precision, device = 0, 1, "no", torch.device("cpu")
+
+    data = load_image_data(cfg.dataset)
+    _, pcfg = train_loop.create_train_model(cfg, data, cfg.input_size)
+    cfg, td = prepare_data(cfg, data, pcfg, _Acc())
+    assert cfg.aug_device == "step" and td.memory is not None and td.loader_views == 1
+    x, y, idx = next(td.batches(0, with_indices=True))
+    assert x.dtype == torch.uint8 and idx.shape == (16,) and torch.equal(td.memory.labels[idx], y)
+    assert len(next(td.batches(0))) == 2  # pairs unless asked
+    to_input = train_loop.ModelInput(td.mean, td.std, False, torch.device("cpu"))
+    prepare = train_loop.batch_preparer(cfg, td, to_input, None, torch.device("cpu"))
+    a, ya = prepare(x, y, 5, epoch=0, indices=idx)
+    assert a.shape == (48, *x.shape[1:]) and torch.equal(ya, y)
+    b, _ = prepare(x[4:6], y[4:6], 9, epoch=0, indices=idx[4:6])  # another batch, another step
+    for view in range(3):
+        assert torch.equal(a[view * 16 + 4:view * 16 + 6], b[view * 2:view * 2 + 2]), view
+    c, _ = prepare(x, y, 5, epoch=1, indices=idx)
+    assert torch.equal(c[:16], a[:16]) and not torch.equal(c[16:], a[16:])
+
+
+def test_checkpoints_of_the_old_aug_device_name_resume(tmp_path):
+    """A checkpoint saved with aug_device "model" (the old name of "step") resumes a run recorded as "step"."""
+    from timm_dynmix.train.checkpoint import STATE_FILE, load_resume_state
+
+    (tmp_path / STATE_FILE).write_text(json.dumps({"config": {"aug_device": "model", "aug": "dynmix"}, "epoch": 0,
+                                                   "step_in_epoch": 3, "world_size": 1}))
+    state = load_resume_state(tmp_path, TrainConfig(aug="dynmix", aug_device="step"), 1)
+    assert state["step_in_epoch"] == 3
+    with pytest.raises(ValueError, match="different aug_device"):
+        load_resume_state(tmp_path, TrainConfig(aug="dynmix", aug_device="loader"), 1)
 
 
 def test_no_argument_run_writes_loadable_outputs(tmp_path):
@@ -302,18 +359,21 @@ def test_speed_options_follow_the_cpu_and_are_recorded(tmp_path, monkeypatch, na
     monkeypatch.setattr(train_loop, "cpu_has_native_bf16", lambda: native)
     res = train(TrainConfig(aug="dynmix", output_dir=str(tmp_path), max_steps=1, **TINY))
     assert res["mixed_precision"] == ("bf16" if native else "no") and res["cpu_native_bf16"] is native
-    assert res["channels_last"] is native and res["data_in_memory"] is True and res["aug_device"] == "model"
+    assert res["channels_last"] is native and res["data_in_memory"] is True and res["aug_device"] == "step"
     saved = load_recipe(tmp_path / "config.yaml")  # what ran, not "auto"
-    assert saved["mixed_precision"] == res["mixed_precision"] and saved["aug_device"] == "model"
+    assert saved["mixed_precision"] == res["mixed_precision"] and saved["aug_device"] == "step"
     assert saved["data_in_memory"] is True and saved["channels_last"] is native
 
 
 def test_in_memory_path_refusals_and_opt_out(tmp_path):
-    with pytest.raises(ValueError, match="--data-in-memory cannot run: --aug augmix runs per image"):
-        train(TrainConfig(aug="augmix", data_in_memory=True, output_dir=str(tmp_path / "a"), **TINY))
+    with pytest.raises(ValueError, match="--data-in-memory cannot run: --aug augmix-timm runs per image"):
+        train(TrainConfig(aug="augmix-timm", data_in_memory=True, output_dir=str(tmp_path / "a"), **TINY))
+    with pytest.raises(ValueError, match="--aug-device loader makes the augmix views in the DataLoader"):
+        train(TrainConfig(aug="augmix", aug_device="loader", data_in_memory=True, output_dir=str(tmp_path / "d"),
+                          **TINY))
     res = train(TrainConfig(aug="none", data_in_memory=False, output_dir=str(tmp_path / "b"), max_steps=1, **TINY))
     assert res["data_in_memory"] is False and res["steps"] == 1
-    res = train(TrainConfig(aug="augmix", output_dir=str(tmp_path / "c"), max_steps=1, **TINY))
+    res = train(TrainConfig(aug="augmix", aug_device="loader", output_dir=str(tmp_path / "c"), max_steps=1, **TINY))
     assert res["data_in_memory"] is False and res["aug_device"] == "loader"
 
 

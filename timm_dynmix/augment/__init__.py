@@ -6,6 +6,7 @@
   batched path);
 * :mod:`~timm_dynmix.augment.dynmix`: :class:`DynamicMixup` (chains, mixing, the clean-image blend);
 * :mod:`~timm_dynmix.augment.batched`: :class:`DynamicMixupBatch`, the same ops on uint8/float batches on any device;
+* :mod:`~timm_dynmix.augment.augmix_batch`: :class:`AugMixBatch`, the official AugMix on batches, per-sample draws;
 * :mod:`~timm_dynmix.augment.baselines`: AugMix and AutoAugment* as the papers ran them;
 * :mod:`~timm_dynmix.augment.prime`: :class:`PrimeBatch`, PRIME (Modas et al., 2022) on batches, per-sample draws,
   and its ``prime-...`` config strings (:class:`PrimeConfig`, :func:`parse_prime_config`);

@@ -15,16 +15,20 @@ __all__ = ["add_arguments", "run"]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``timm-dynmix timm-train``: the script, then everything for it, passed through."""
-    parser.usage = f"{launcher.PROG} PATH/TO/train.py --aug dynmix[-<config>] [--jsd-weight W] [train.py arguments ...]"
+    parser.usage = (f"{launcher.PROG} PATH/TO/train.py --aug dynmix[-<config>]|augmix[-<config>] [--jsd-weight W] "
+                    f"[train.py arguments ...]")
     parser.description = (
         "Run timm's train.py (or a copy) with DynMix: --aug dynmix[-<config>] becomes timm's --aa <config> "
         "--aug-splits <1 + n> --jsd-loss --smoothing 0 (flags you set yourself, on the command line or in the "
         "-c YAML, win; contradicting ones are refused), and timm.loss.JsdCrossEntropy becomes timm_dynmix's "
-        "log-space JsdLoss. --jsd-weight W sets its weight (default: timm's alpha, 12). Every other argument goes "
-        "to the script unchanged. Distributed: torchrun --nproc_per_node N -m timm_dynmix.timm_train train.py ...")
+        "log-space JsdLoss. --jsd-weight W sets its weight (default: timm's alpha, 12). --aug augmix[-<config>] "
+        "(the official AugMix; timm's grammar augmix-m3-w3-d-1-a1 works too) runs batched on the device instead: "
+        "--aug-splits <1 + n> --jsd-loss --smoothing 0, and the training loader makes the views from uint8 crops. "
+        "Every other argument goes to the script unchanged. Distributed: torchrun --nproc_per_node N -m "
+        "timm_dynmix.timm_train train.py ...")
     parser.add_argument("script", metavar="PATH/TO/train.py", help="timm's train.py or your copy of it")
     parser.add_argument("script_args", nargs=argparse.REMAINDER, metavar="...",
-                        help="arguments for the script, with --aug dynmix[-<config>] and --jsd-weight W")
+                        help="arguments for the script, with --aug dynmix[-<config>] (or augmix...) and --jsd-weight W")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -86,11 +86,13 @@ class MemoryImages:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def batches(self, sampler: Any, epoch: int, start_batch: int, padding: int, seed: int,
-                rank: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def batches(self, sampler: Any, epoch: int, start_batch: int, padding: int, seed: int, rank: int, *,
+                with_indices: bool = False) -> Iterator[tuple[torch.Tensor, ...]]:
         """This rank's training batches of ``epoch`` from ``start_batch`` on: uint8 crops + flips and labels.
 
         ``sampler`` is an :class:`~timm_dynmix.data.sampler.EpochShardSampler` (its order and batch size are used).
+        With ``with_indices`` every batch also carries the dataset index of each image (int64), the key of
+        per-sample seeded augmentations in the step: ``(x, y, indices)``.
 
         The crops of batch ``k`` are drawn from ``derive_seed(seed, epoch, k, rank)``, so a resumed run repeats
         an uninterrupted one.
@@ -100,4 +102,5 @@ class MemoryImages:
         for k in range(start_batch, sampler.batches_per_epoch):
             idx = order[k * bs:(k + 1) * bs]
             gen = torch.Generator().manual_seed(derive_seed(seed, epoch, k, rank, split="memory-crop"))
-            yield crop_flip_batch(self.images[idx], padding, gen), self.labels[idx]
+            x = crop_flip_batch(self.images[idx], padding, gen)
+            yield (x, self.labels[idx], idx) if with_indices else (x, self.labels[idx])

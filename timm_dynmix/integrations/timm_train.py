@@ -16,9 +16,19 @@ lines and YAML configs. This launcher runs such a script unchanged, with DynMix:
    that its argparse, YAML config, distributed launch (``torchrun -m timm_dynmix.timm_train train.py ...``) and
    checkpointing work as they do without the launcher.
 
+Batched augmentations (``--aug augmix``, the official AugMix as :class:`timm_dynmix.AugMixBatch`; PRIME plugs into
+:data:`BATCHED_AUGMENTATIONS`): ``--aug augmix[-<config>]`` becomes ``--aug-splits <1 + n> --jsd-loss --smoothing 0``
+(no ``--aa``), and while the script runs, ``timm.data.create_loader`` builds its training loader without per-image
+augmentation (crop + flip only, no colour jitter, the uint8 batches of timm's prefetcher) and wraps it: every batch
+goes to the device, gets its views there in one batched call (split-major ``[clean, mix_1, ...]``, normalized with
+the prefetcher's mean and std) and its targets repeated, what ``AugMixDataset`` + the prefetcher would give. The
+views come from one generator on the device seeded from ``torch.initial_seed()`` when the loader is built (timm's
+train.py seeds torch with seed + rank first). It needs the prefetcher (timm's default) and no random erasing.
+
 Mixup/CutMix cannot be combined with augmentation splits: timm's train.py refuses it with the prefetcher (its
 collate cannot de-interleave the splits), and without the prefetcher it would mix images across splits. The
-launcher refuses ``--aug dynmix`` together with ``--mixup``/``--cutmix``/``--cutmix-minmax`` up front.
+launcher refuses ``--aug dynmix`` (or a batched ``--aug``) together with ``--mixup``/``--cutmix``/``--cutmix-minmax``
+up front.
 """
 
 from __future__ import annotations
@@ -40,7 +50,7 @@ from timm_dynmix.augment.config import DynMixConfig, given_keys, is_dynmix, pars
 from timm_dynmix.loss import TimmJsdCrossEntropy
 
 __all__ = ["TimmTrainArgs", "JsdCrossEntropy", "rewrite_args", "check_timm", "timm_patched", "launch",
-           "prepare", "execute", "PROG"]
+           "prepare", "execute", "PROG", "BATCHED_AUGMENTATIONS", "batched_loader_patched", "BatchedViewsLoader"]
 
 PROG = "timm-dynmix timm-train"
 
@@ -53,6 +63,13 @@ _SWITCHES = {"--jsd-loss"}  # store_true: no value
 _MULTI = {"--cutmix-minmax"}  # nargs='+'
 _CONFIG = "--config"
 
+#: ``--aug`` families the launcher runs batched on the device (see the module docstring): the name ``--aug`` starts
+#: with -> the class as "module:name", built as ``cls(aug, num_mixes=n)`` (the call convention of AugMixBatch).
+BATCHED_AUGMENTATIONS = {
+    "augmix": "timm_dynmix.augment.augmix_batch:AugMixBatch",
+    # "prime": "timm_dynmix.augment.prime:PrimeBatch",   <- PRIME plugs in here
+}
+
 
 @dataclass(frozen=True)
 class TimmTrainArgs:
@@ -64,6 +81,8 @@ class TimmTrainArgs:
         config: The DynMix config in effect (from ``--aug``, or from a ``dynmix`` ``--aa``), else None.
         jsd_weight: The weight given with ``--jsd-weight`` (or ``jsd_weight`` in the YAML), else None.
         notes: Things the user should know about the choice made (e.g. JSD switched off in their YAML).
+        batched: The batched augmentation's config string (``--aug augmix...``), else None.
+        num_mixes: Its mixed views per image (``--aug-splits`` - 1), else None.
     """
 
     argv: tuple[str, ...]
@@ -71,6 +90,8 @@ class TimmTrainArgs:
     config: DynMixConfig | None = None
     jsd_weight: float | None = None
     notes: tuple[str, ...] = ()
+    batched: str | None = None
+    num_mixes: int | None = None
 
 
 class JsdCrossEntropy(TimmJsdCrossEntropy):
@@ -273,10 +294,27 @@ def rewrite_args(argv: Sequence[str]) -> TimmTrainArgs:
     added: list[str] = []
     notes: list[str] = []
     config = aa_config
-    if aug is not None:
+    batched, num_mixes = None, None
+    family = _batched_family(aug)
+    if family is not None:
+        _batched_class(family)(aug, num_mixes=1)  # validates the config: ValueError naming the key and range
+        if aa is not None:
+            raise ValueError(f"--aa {aa} conflicts with --aug {aug}: both choose the training augmentation. Drop "
+                             f"--aa (the launcher runs {aug} batched on the device) or drop --aug")
+        if splits is None:
+            num_mixes = 2
+            added += ["--aug-splits", "3"]
+        elif not 2 <= splits <= 9:
+            raise ValueError(f"--aug-splits {splits} with --aug {aug}: give 2 to 9 splits (the clean view + 1 to 8 "
+                             f"mixed views), or drop --aug-splits for 3")
+        else:
+            num_mixes = splits - 1
+        batched = aug
+    if aug is not None and family is None:
         if not is_dynmix(aug):
-            raise ValueError(f"--aug takes a DynMix config ('dynmix' or 'dynmix-<sections>', e.g. dynmix-m3-n2), "
-                             f"got {aug!r}; for timm's own augmentations use --aa without --aug")
+            raise ValueError(f"--aug takes a DynMix config ('dynmix' or 'dynmix-<sections>', e.g. dynmix-m3-n2) "
+                             f"or a batched augmentation ({', '.join(BATCHED_AUGMENTATIONS)}, e.g. augmix or "
+                             f"augmix-m3-w3-d-1-a1), got {aug!r}; for timm's own augmentations use --aa without --aug")
         config = _config_of("--aug", aug)
         canonical = str(config)
         if "o" not in given_keys(aug):  # leave the op set to the hook, which picks it from timm's image size
@@ -301,11 +339,13 @@ def rewrite_args(argv: Sequence[str]) -> TimmTrainArgs:
                 f"--aug-splits {splits} conflicts with --aug {aug}: the config has n{config.num_mixes} "
                 f"({config.num_mixes} mixed view(s) + the clean view = {num_splits} splits). Drop --aug-splits, or "
                 f"{fix}")
+    if aug is not None:
         if jsd is None:
             added.append("--jsd-loss")
             jsd = True
         elif jsd is False:
-            notes.append("jsd_loss is false in the YAML config: training on the clean and DynMix splits without "
+            what = "DynMix" if family is None else aug
+            notes.append(f"jsd_loss is false in the YAML config: training on the clean and {what} splits without "
                          "the JSD consistency loss")
         if user("smoothing") is None:
             added += ["--smoothing", "0"]
@@ -336,7 +376,23 @@ def rewrite_args(argv: Sequence[str]) -> TimmTrainArgs:
     if at is None:
         at = kept.index("--") if "--" in kept else len(kept)
     return TimmTrainArgs(argv=tuple(kept[:at] + added + kept[at:]), added=tuple(added), config=config,
-                         jsd_weight=weight, notes=tuple(notes))
+                         jsd_weight=weight, notes=tuple(notes), batched=batched, num_mixes=num_mixes)
+
+
+def _batched_family(aug: Any) -> str | None:
+    """The :data:`BATCHED_AUGMENTATIONS` family an ``--aug`` value names (by its first section), else None."""
+    if not isinstance(aug, str):
+        return None
+    head = aug.strip().split("-")[0]
+    head = "augmix" if head in ("augmix", "augmix_official") else head
+    return head if head in BATCHED_AUGMENTATIONS else None
+
+
+def _batched_class(family: str) -> type:
+    import importlib
+
+    module, name = BATCHED_AUGMENTATIONS[family].split(":")
+    return getattr(importlib.import_module(module), name)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -442,6 +498,98 @@ def timm_patched(jsd_weight: float | None = None) -> Iterator[type]:
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# batched augmentations: timm's training loader without per-image augmentation, views made on the device
+
+
+class BatchedViewsLoader:
+    """Wraps the training loader timm's ``create_loader`` returns (a ``PrefetchLoader`` over uint8 batches).
+
+    Each uint8 batch goes to the loader's device, where ``aug.views`` makes the normalized split-major
+    ``[clean, mix_1, ..., mix_N]`` batch in one batched call (the prefetcher's mean and std, its image dtype);
+    the targets are repeated ``1 + N`` times, as ``AugMixDataset`` + ``fast_collate`` order them. Everything else
+    (``sampler``, ``len``, ``mixup_enabled``...) is the wrapped loader's.
+
+    Args:
+        prefetcher: timm's ``PrefetchLoader`` (``loader``, ``mean``, ``std``, ``device``, ``img_dtype``).
+        aug: A batched augmentation with ``views(x, mean, std, generator=...)`` (``AugMixBatch``, ``PrimeBatch``).
+        seed: Seed of the views' generator (on the device).
+    """
+
+    def __init__(self, prefetcher: Any, aug: Any, seed: int):
+        import torch
+
+        self.prefetcher = prefetcher
+        self.device = torch.device(prefetcher.device)
+        self.aug = aug.to(self.device)
+        channels = prefetcher.mean.numel()
+        self.mean = tuple(float(v) / 255.0 for v in prefetcher.mean.flatten().tolist())[:channels]
+        self.std = tuple(float(v) / 255.0 for v in prefetcher.std.flatten().tolist())[:channels]
+        self.img_dtype = getattr(prefetcher, "img_dtype", None) or torch.float32
+        self.generator = torch.Generator(device=self.device).manual_seed(int(seed))
+
+    def __iter__(self) -> Iterator[tuple[Any, Any]]:
+        for x, y in self.prefetcher.loader:
+            x = x.to(self.device, non_blocking=True)
+            y = y.to(self.device, non_blocking=True)
+            views = self.aug.views(x, self.mean, self.std, generator=self.generator)
+            yield views.to(self.img_dtype), y.repeat(self.aug.num_splits)
+
+    def __len__(self) -> int:
+        return len(self.prefetcher)
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "prefetcher":  # not set yet (copy, pickle): no recursion
+            raise AttributeError(name)
+        return getattr(self.prefetcher, name)
+
+
+@contextmanager
+def batched_loader_patched(aug: str | None, num_mixes: int | None) -> Iterator[None]:
+    """While active, ``timm.data.create_loader(..., is_training=True)`` makes batched ``aug`` views on the device.
+
+    The training loader is built by timm without per-image augmentation (``AugMixDataset`` unwrapped,
+    ``num_aug_splits=0``, no ``auto_augment``, no colour jitter): random resized crop + flip into uint8 batches;
+    then :class:`BatchedViewsLoader` wraps it. Evaluation loaders are timm's. Nothing is patched for ``aug=None``.
+
+    Raises (when the script builds its training loader):
+        ValueError: without the prefetcher (``--no-prefetcher``: the batches are normalized floats, not uint8) or
+            with random erasing (``--reprob`` > 0), which the wrapped loader cannot apply after the views.
+    """
+    if aug is None:
+        yield
+        return
+    import timm.data
+    import timm.data.loader
+    import torch
+
+    cls = _batched_class(_batched_family(aug))
+    original = timm.data.loader.create_loader
+
+    def create_loader(dataset: Any, *args: Any, **kwargs: Any) -> Any:
+        if not kwargs.get("is_training", False):
+            return original(dataset, *args, **kwargs)
+        if not kwargs.get("use_prefetcher", True):
+            raise ValueError(f"--aug {aug} makes its views from the prefetcher's uint8 batches: drop --no-prefetcher")
+        if float(kwargs.get("re_prob", 0.0) or 0.0) > 0:
+            raise ValueError(f"--aug {aug} cannot be combined with random erasing (--reprob): drop --reprob")
+        if isinstance(dataset, timm.data.AugMixDataset):
+            dataset = dataset.dataset
+        kwargs.update(num_aug_splits=0, auto_augment=None, color_jitter=None)
+        loader = original(dataset, *args, **kwargs)
+        return BatchedViewsLoader(loader, cls(aug, num_mixes=num_mixes), torch.initial_seed())
+
+    create_loader.__wrapped__ = original  # type: ignore[attr-defined]
+    bound = [m for m in (timm.data, timm.data.loader) if getattr(m, "create_loader", None) is original]
+    for module in bound:
+        module.create_loader = create_loader
+    try:
+        yield
+    finally:
+        for module in bound:
+            module.create_loader = original
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # running the script
 
 
@@ -463,7 +611,10 @@ def _announce(path: Path, args: TimmTrainArgs) -> None:
     if os.environ.get("RANK", "0") != "0":  # one line per job, not per process under torchrun
         return
     lines = []
-    if args.added:
+    if args.batched is not None:
+        lines.append(f"--aug {args.batched} -> {' '.join(args.added) or '(flags as given)'}; {args.num_mixes} "
+                     f"mixed view(s) per image made batched on the device by timm_dynmix")
+    elif args.added:
         shown = args.added[args.added.index("--aa") + 1] if "--aa" in args.added else args.config
         lines.append(f"--aug {shown} -> {' '.join(args.added)}")
     elif args.config is not None:
@@ -478,7 +629,7 @@ def _announce(path: Path, args: TimmTrainArgs) -> None:
 
 def execute(path: Path, args: TimmTrainArgs) -> None:
     """Run the prepared script as ``__main__`` inside :func:`timm_patched` (see :func:`launch`)."""
-    with timm_patched(args.jsd_weight):
+    with timm_patched(args.jsd_weight), batched_loader_patched(args.batched, args.num_mixes):
         _announce(path, args)
         saved_argv, saved_path = sys.argv, list(sys.path)
         sys.argv = [str(path), *args.argv]

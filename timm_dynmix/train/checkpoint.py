@@ -109,6 +109,8 @@ def load_resume_state(checkpoint: Path, cfg: TrainConfig, world: int) -> dict[st
     """
     state = read_json(checkpoint / STATE_FILE, what="checkpoint state")
     saved = state.get("config", {})
+    if saved.get("aug_device") == "model":  # the old name of "step"
+        saved = {**saved, "aug_device": "step"}
     diffs = [k for k in RESUME_KEYS if k in saved and saved[k] != getattr(cfg, k)]
     if state.get("world_size", world) != world:
         diffs.append("world_size")

@@ -21,11 +21,23 @@ import yaml
 from timm_dynmix.augment.baselines import is_aa_star, is_official_augmix, parse_augmix_config
 from timm_dynmix.augment.config import is_dynmix, parse_config
 
-__all__ = ["TrainConfig", "AUG_CHOICES", "load_recipe", "config_from_args", "field_types", "field_help"]
+__all__ = ["TrainConfig", "AUG_CHOICES", "AUG_DEVICES", "STEP_AUGMENTATIONS", "load_recipe", "config_from_args",
+           "field_types", "field_help"]
 
 AUG_CHOICES = ("none", "mixup", "cutmix", "autoaugment", "random-autoaugment", "augmix", "augmix-timm", "dynmix")
 _TIMM_AA = {"augmix-timm": "augmix-m3-w3"}  # our names for timm's own augmentations
 _TIMM_PREFIXES = ("rand-", "augmix-", "original", "v0")  # timm auto-augment strings (policies, RandAugment, AugMix)
+#: Where the augmentation runs: ``step`` (batched, inside the training step), ``loader`` (per image, DataLoader
+#: workers) or ``auto``; ``model`` is the old name of ``step`` (accepted, recorded as ``step``).
+AUG_DEVICES = ("auto", "step", "loader", "model")
+#: --aug families with a batched version that runs in the training step: family -> its class as "module:name"
+#: (imported on use; built as ``cls(aug_string, num_mixes=...)``, except DynMix, whose config string holds n).
+#: Only the official AugMix is ``augmix`` here; timm's AugMix strings stay in the loader.
+STEP_AUGMENTATIONS = {
+    "dynmix": "timm_dynmix.augment.batched:DynamicMixupBatch",
+    "augmix": "timm_dynmix.augment.augmix_batch:AugMixBatch",
+    # "prime": "timm_dynmix.augment.prime:PrimeBatch",   <- PRIME plugs in here (same call convention as AugMixBatch)
+}
 
 
 def _opt(default: Any, help: str) -> Any:
@@ -70,8 +82,9 @@ class TrainConfig:
     jsd: bool | None = _opt(None, "JSD consistency loss over clean + mixed views (default: on for augmix/dynmix)")
     jsd_weight: float = 12.0
     num_mixes: int | None = _opt(None, "mixed views per image for JSD (default 2; 1 = single-view ablation)")
-    aug_device: str = _opt("auto", "loader (DataLoader workers), model (DynMix inside the training step) or auto "
-                                   "(model for dynmix with the data in memory, else loader)")
+    aug_device: str = _opt("auto", "step (batched, inside the training step: dynmix, augmix), loader (per image, "
+                                   "DataLoader workers) or auto (step for dynmix and the official augmix, else "
+                                   "loader); model = step")
     mixup_alpha: float = 1.0
     cutmix_alpha: float = 1.0
     smoothing: float = 0.0
@@ -150,10 +163,13 @@ class TrainConfig:
             raise ValueError(f"--num-mixes must be in [1, 8], got {self.num_mixes}")
         if self.stem not in (None, "learned", "whitened"):
             raise ValueError(f"--stem must be 'learned' or 'whitened', got {self.stem!r}")
-        if self.aug_device not in ("auto", "loader", "model"):
-            raise ValueError(f"--aug-device must be 'auto', 'loader' or 'model', got {self.aug_device!r}")
-        if self.aug_device == "model" and not is_dynmix(self.aug):
-            raise ValueError("--aug-device model runs DynMix inside the training step; it needs --aug dynmix")
+        if self.aug_device not in AUG_DEVICES:
+            raise ValueError(f"--aug-device must be 'auto', 'step', 'loader' or 'model' (= step), "
+                             f"got {self.aug_device!r}")
+        if self.aug_device in ("step", "model") and self.step_family is None:
+            raise ValueError(f"--aug-device {self.aug_device} runs the augmentation batched inside the training step; "
+                             f"it needs --aug {' / '.join(STEP_AUGMENTATIONS)} (the official AugMix: 'augmix' or "
+                             f"'augmix_official-...'), got --aug {self.aug}")
         checks = [("epochs", self.epochs, 1), ("batch_size", self.batch_size, 1), ("grad_accum_steps",
                   self.grad_accum_steps, 1), ("keep_checkpoints", self.keep_checkpoints, 1),
                   ("eval_every", self.eval_every, 1)]
@@ -198,6 +214,14 @@ class TrainConfig:
         if is_aa_star(self.aug) or self.aug.startswith(("rand-", "original", "v0")):
             return "autoaugment"
         return self.aug
+
+    @property
+    def step_family(self) -> str | None:
+        """The :data:`STEP_AUGMENTATIONS` family of ``--aug`` (None: it runs per image, in the loader only)."""
+        if is_official_augmix(self.aug):
+            return "augmix" if "augmix" in STEP_AUGMENTATIONS else None
+        name = self.aug_name
+        return name if name in STEP_AUGMENTATIONS and name != "augmix" else None
 
     @property
     def has_views(self) -> bool:

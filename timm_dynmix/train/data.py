@@ -82,10 +82,16 @@ class TrainData:
             self.sampler.set_epoch(epoch, start_batch)
         self.train_ds.set_epoch(epoch)
 
-    def batches(self, epoch: int, start_batch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """This process's training batches of ``epoch`` from ``start_batch`` on (call :meth:`set_epoch` first)."""
+    def batches(self, epoch: int, start_batch: int = 0, *,
+                with_indices: bool = False) -> Iterator[tuple[torch.Tensor, ...]]:
+        """This process's training batches of ``epoch`` from ``start_batch`` on (call :meth:`set_epoch` first).
+
+        ``(x, y)`` pairs; with ``with_indices`` the in-memory path yields ``(x, y, dataset indices)`` (what the
+        step's per-sample seeded augmentations key on); the DataLoader path always yields pairs.
+        """
         if self.memory is not None:
-            return self.memory.batches(self.sampler, epoch, start_batch, self.padding, self.seed, self.rank)
+            return self.memory.batches(self.sampler, epoch, start_batch, self.padding, self.seed, self.rank,
+                                       with_indices=with_indices)
         return iter(self.train_dl)
 
     def training_images(self, indices: torch.Tensor) -> torch.Tensor:
@@ -212,10 +218,10 @@ def train_transform(cfg: TrainConfig, size: int, mean: Sequence[float], std: Seq
 
     DynMix or AugMix with JSD: clean + ``mixes`` views of one crop (split-major after ``collate_splits``). Without
     JSD: one augmented view trained with cross entropy (the paper's "no JSD" ablation for DynMix). With
-    ``aug_device == "model"``: uint8 crops only; the step makes the views. Mixup/CutMix act in the step too.
+    ``aug_device == "step"``: uint8 crops only; the step makes the views. Mixup/CutMix act in the step too.
     """
     common = {"is_training": True, "mean": mean, "std": std, "crop_padding": cfg.crop_padding}
-    if cfg.aug_device == "model":
+    if cfg.aug_device in ("step", "model"):
         return create_transform(size, aug=None, normalize=False, **common), 1
     if cfg.aug_name in ("none", "mixup", "cutmix"):
         return create_transform(size, aug=None, **common), 1
@@ -235,14 +241,18 @@ def _resolve_speed_options(cfg: TrainConfig, data: ImageData, size: int, acceler
     * ``channels_last``: on with bf16 autocast on a CPU (oneDNN's fast layout there).
     * ``data_in_memory``: on when :func:`_memory_path_possible` finds nothing against it; an explicit True that
       cannot run is refused.
-    * ``aug_device`` ``auto``: DynMix runs in the step (``model``: batched, measured faster than the DataLoader
-      path on CPU and GPU); every other augmentation in the loader.
+    * ``aug_device`` ``auto``: the augmentations with a batched version (``STEP_AUGMENTATIONS``: DynMix, the
+      official AugMix) run in the step (``step``: measured faster than the DataLoader path on CPU and GPU, and every
+      arm of a study then shares one data path); every other augmentation in the loader. ``model`` (the old name)
+      is recorded as ``step``.
     """
     updates: dict[str, Any] = {}
     if cfg.channels_last is None:
         updates["channels_last"] = accelerator.device.type == "cpu" and accelerator.mixed_precision == "bf16"
     if cfg.aug_device == "auto":
-        updates["aug_device"] = "model" if cfg.aug_name == "dynmix" else "loader"
+        updates["aug_device"] = "step" if cfg.step_family is not None else "loader"
+    elif cfg.aug_device == "model":
+        updates["aug_device"] = "step"
     cfg = dataclasses.replace(cfg, **updates)
     why_not = _memory_path_possible(cfg, data, size)
     if cfg.data_in_memory and why_not:
@@ -263,11 +273,11 @@ def _memory_path_possible(cfg: TrainConfig, data: ImageData, size: int) -> str |
     n = min(len(data.train), cfg.max_train_samples or len(data.train))
     if n * 3 * size * size > _MEMORY_MAX_BYTES:
         return f"{n} images of {size} px need more than {_MEMORY_MAX_BYTES >> 30} GiB as uint8"
-    if cfg.aug_name not in ("none", "mixup", "cutmix", "dynmix"):
-        return f"--aug {cfg.aug} runs per image in the DataLoader"
-    if cfg.aug_name == "dynmix" and cfg.aug_device == "loader":
-        return "--aug-device loader makes the DynMix views in the DataLoader"
-    return None
+    if cfg.aug_name in ("none", "mixup", "cutmix") or (cfg.step_family is not None and cfg.aug_device == "step"):
+        return None
+    if cfg.step_family is not None and cfg.aug_device == "loader":
+        return f"--aug-device loader makes the {cfg.aug} views in the DataLoader"
+    return f"--aug {cfg.aug} runs per image in the DataLoader"
 
 
 

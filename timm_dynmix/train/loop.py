@@ -124,7 +124,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         epoch, first_batch = progress.epoch, progress.start_batch
         td.set_epoch(epoch, first_batch)
         model.train()
-        batches = td.batches(epoch, first_batch)
+        batches = td.batches(epoch, first_batch, with_indices=True)
         if resume_from is not None:
             accelerator.load_state(str(resume_from))  # after the iterator exists: RNG states exactly as saved
             resume_from = None
@@ -134,9 +134,11 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                    disable=None if accelerator.is_local_main_process else True,  # None: on terminals only
                    leave=False)
         step_in_epoch = first_batch
-        for x, y in batches:
+        for batch in batches:  # (x, y), or (x, y, dataset indices) on the in-memory path
+            x, y = batch[0], batch[1]
             progress.samples_seen += x.shape[0] // td.loader_views  # source images, whatever the number of views
-            x, y = prepare_batch(x, y, progress.global_step)
+            x, y = prepare_batch(x, y, progress.global_step, epoch=epoch,
+                                 indices=batch[2] if len(batch) > 2 else None)
             loss = train_step(model, criterion, optimizer, accelerator, x, y, cfg.clip_grad)
             step_in_epoch += 1
             loss_sum += loss.detach()
@@ -375,20 +377,23 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 
 
 def batch_preparer(cfg: TrainConfig, td: TrainData, to_input: ModelInput, mixup: Any,
-                   device: torch.device) -> Callable[[torch.Tensor, torch.Tensor, int], Batch]:
-    """``prepare(x, y, global_step) -> (x, y)``: a loader batch on the device, as the model and loss take it.
+                   device: torch.device) -> Callable[..., Batch]:
+    """``prepare(x, y, global_step, *, epoch=0, indices=None) -> (x, y)``: a loader batch on the device, as the
+    model and loss take it.
 
-    With ``aug_device == "model"`` DynMix makes the views here (uint8 crops in, normalized split-major
-    ``[clean, mix_1, ...]`` out with JSD), from a generator seeded by ``(seed, global step, rank)``: ranks draw
-    different views and a resumed run repeats those of an uninterrupted one. Then normalization / memory format
-    (:class:`ModelInput`) and Mixup / CutMix.
+    With ``aug_device == "step"`` the batched augmentation (:data:`~timm_dynmix.train.config.STEP_AUGMENTATIONS`)
+    makes the views here: uint8 crops in, normalized split-major ``[clean, mix_1, ...]`` out with JSD (see
+    :func:`_device_augmentation` for the seeding). Then normalization / memory format (:class:`ModelInput`) and
+    Mixup / CutMix.
     """
-    device_aug = _device_augmentation(cfg, td.mean, td.std, device, td.rank) if cfg.aug_device == "model" else None
+    device_aug = _device_augmentation(cfg, td.mean, td.std, device, td.rank) \
+        if cfg.aug_device in ("step", "model") else None
 
-    def prepare(x: torch.Tensor, y: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def prepare(x: torch.Tensor, y: torch.Tensor, step: int, *, epoch: int = 0,
+                indices: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         if device_aug is not None:
-            x = device_aug(x, step)
+            x = device_aug(x, step, epoch, indices)
         x = to_input(x)
         if mixup is not None:
             x, y = mixup(x, y)
@@ -397,25 +402,49 @@ def batch_preparer(cfg: TrainConfig, td: TrainData, to_input: ModelInput, mixup:
     return prepare
 
 
+def _step_augmentation_class(family: str) -> type:
+    """The batched class of a :data:`~timm_dynmix.train.config.STEP_AUGMENTATIONS` family (imported on use)."""
+    import importlib
+
+    from timm_dynmix.train.config import STEP_AUGMENTATIONS
+
+    module, name = STEP_AUGMENTATIONS[family].split(":")
+    return getattr(importlib.import_module(module), name)
+
+
 def _device_augmentation(cfg: TrainConfig, mean: Sequence[float], std: Sequence[float], device: torch.device,
-                         rank: int) -> Any:
-    """DynMix in the training step: uint8 crops in, normalized views out (split-major ``[clean, mix_1, ...]`` with JSD).
+                         rank: int) -> Callable[[torch.Tensor, int, int, torch.Tensor | None], torch.Tensor]:
+    """The batched augmentation in the training step: ``run(x uint8, global step, epoch, indices) -> views``.
 
-    The generator of every step is seeded from ``(seed, global step, rank)``: ranks draw different views and a
-    resumed run repeats the views of an uninterrupted one.
+    Normalized views out: split-major ``[clean, mix_1, ..., mix_N]`` with JSD, one augmented view without.
+
+    Seeding. DynMix: one generator per step, seeded from ``(seed, global step, rank)`` (ranks draw different views,
+    a resumed run repeats an uninterrupted one). AugMix (and the other per-sample seeded families): view k of
+    dataset image i from ``(seed, epoch, i, k)`` when the batch carries its dataset indices (the in-memory path),
+    so its views do not depend on the batch it falls in; else (DataLoader batches) the per-step generator.
     """
-    from timm_dynmix.augment.batched import DynamicMixupBatch
-
-    config = parse_config(cfg.aug_string)
-    aug = DynamicMixupBatch(config if cfg.use_jsd else config.replace(num_mixes=1)).to(device)
+    family = cfg.step_family
+    if family is None:
+        raise ValueError(f"--aug {cfg.aug} has no batched version for --aug-device step")
+    cls = _step_augmentation_class(family)
+    num_mixes = cfg.mixes if cfg.use_jsd else 1
+    if family == "dynmix":
+        aug = cls(parse_config(cfg.aug_string).replace(num_mixes=num_mixes)).to(device)
+    else:
+        aug = cls(cfg.aug_string, num_mixes=num_mixes).to(device)
+    per_sample = family != "dynmix"
     norm = Uint8Normalize(mean, std).to(device)
     gen = torch.Generator(device=device)
 
-    def run(x: torch.Tensor, step: int) -> torch.Tensor:
-        gen.manual_seed(derive_seed(cfg.seed, step, rank, split="device-aug"))
+    def run(x: torch.Tensor, step: int, epoch: int = 0, indices: torch.Tensor | None = None) -> torch.Tensor:
+        if per_sample and indices is not None:
+            kw: dict[str, Any] = {"seed": cfg.seed, "epoch": epoch, "indices": indices}
+        else:
+            gen.manual_seed(derive_seed(cfg.seed, step, rank, split="device-aug"))
+            kw = {"generator": gen}
         if cfg.use_jsd:
-            return aug.views(x, mean=mean, std=std, generator=gen)
-        return norm(aug(x, generator=gen)[0])
+            return aug.views(x, mean=mean, std=std, **kw)
+        return norm(aug(x, **kw)[0])
 
     return run
 
