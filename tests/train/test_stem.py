@@ -22,11 +22,11 @@ ONE_STEP = {"dataset": "digits", "max_train_samples": 128, "max_eval_samples": 3
             "epochs": 1, "num_workers": 0, "warmup_epochs": 0}
 
 
-def _one_step(tmp_path, aug: str, stem: str | None, monkeypatch=None) -> tuple[dict, dict, dict]:
+def _one_step(tmp_path, aug: str, stem: str | None, monkeypatch=None, **extra) -> tuple[dict, dict, dict]:
     """Results, final weights and the weights right after initialisation of one step of the fast recipe."""
-    out = tmp_path / f"{aug}-{stem}"
+    out = tmp_path / f"{aug}-{stem}-{'-'.join(map(str, extra.values()))}"
     cfg = config_from_args({"config": str(RECIPE), **ONE_STEP, "aug": aug, "output_dir": str(out),
-                            **({"stem": stem} if stem else {})})
+                            **({"stem": stem} if stem else {}), **extra})
     initial = {}
     if monkeypatch is not None:
         real = train_loop.init_model
@@ -44,9 +44,12 @@ def _one_step(tmp_path, aug: str, stem: str | None, monkeypatch=None) -> tuple[d
 @pytest.mark.slow
 @pytest.mark.parametrize("stem", ["whitened", None])
 def test_one_network_whatever_the_augmentation_and_data_path(tmp_path, monkeypatch, stem):
-    """--aug none and dynmix run on the in-memory path, augmix in DataLoader workers: from one seed the initial
-    networks are identical, after one step the stems agree (exactly when frozen) and the parameter sets are equal."""
-    runs = {aug: _one_step(tmp_path, aug, stem, monkeypatch) for aug in ("none", "dynmix", "augmix")}
+    """--aug none and dynmix (and augmix) run on the in-memory path, augmix with --aug-device loader in DataLoader
+    workers: from one seed the initial networks are identical, after one step the stems agree (exactly when frozen)
+    and the parameter sets are equal."""
+    runs = {"none": _one_step(tmp_path, "none", stem, monkeypatch),
+            "dynmix": _one_step(tmp_path, "dynmix", stem, monkeypatch),
+            "augmix": _one_step(tmp_path, "augmix", stem, monkeypatch, aug_device="loader")}
     paths = {aug: r["resolved"]["data_path"] for aug, (r, _, _) in runs.items()}
     assert paths == {"none": "memory", "dynmix": "memory", "augmix": "loader"}  # the paths do differ
     resolved = {aug: r["resolved"] for aug, (r, _, _) in runs.items()}
@@ -81,7 +84,7 @@ def test_resolved_configuration_is_recorded(tmp_path):
         assert key in r, key
     assert r["stem"] == "learned" and r["views"] == 1 and r["jsd"] is False and r["jsd_weight"] is None
     assert r["model_ema"] is True and r["model_ema_decay"] == 0.995 and r["effective_lr"] == 0.75
-    card = (tmp_path / "none-None" / "README.md").read_text()
+    card = (tmp_path / "none-None-" / "README.md").read_text()
     front = card.split("---")[1]
     assert "training_config:" in front and "stem: learned" in front and "data_path: memory" in front
     assert "output_dir" not in front  # local paths stay out of a card meant for the Hub
