@@ -34,9 +34,9 @@ _EXPORTS = _lazy.exports({
     "timm_dynmix.integrations.timm": ("register_timm", "unregister_timm"),
     "timm_dynmix.rng": ("derive_seed", "sample_rng", "seeded"),
     "timm_dynmix.hub.save": ("save_pretrained",),
-    "timm_dynmix.hub.load": ("create_model",),
+    "timm_dynmix.hub.load": ("create_model", "check_weights_file"),
     "timm_dynmix.hub.push": ("push_to_hub",),
-    "timm_dynmix.hub.errors": ("HubError",),
+    "timm_dynmix.hub.errors": ("HubError", "WeightsError"),
     "timm_dynmix.hub.card": ("EvalReport", "load_eval_report", "render_card", "write_card"),
     "timm_dynmix.robustness.corruptions": ("CORRUPTIONS", "EXTRA_CORRUPTIONS", "ALL_CORRUPTIONS", "CORRUPTION_GROUPS",
                                            "corrupt"),
@@ -66,7 +66,7 @@ __all__ = [
     "derive_seed", "sample_rng", "seeded",
     "models",
     "launch_timm_train", "rewrite_timm_train_args",
-    "create_model", "save_pretrained", "push_to_hub", "HubError",
+    "create_model", "save_pretrained", "push_to_hub", "HubError", "WeightsError", "check_weights_file",
     "EvalReport", "load_eval_report", "render_card", "write_card",
     "CORRUPTIONS", "EXTRA_CORRUPTIONS", "ALL_CORRUPTIONS", "CORRUPTION_GROUPS", "corrupt", "make_c",
     "read_npy_c", "read_folder_c", "read_perturbations", "subset_indices",
@@ -100,8 +100,8 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real names
     from timm_dynmix.data.transforms_factory import create_transform
     from timm_dynmix.data.views import DynMixDataset, DynMixViews, collate_splits
     from timm_dynmix.hub.card import EvalReport, load_eval_report, render_card, write_card
-    from timm_dynmix.hub.errors import HubError
-    from timm_dynmix.hub.load import create_model
+    from timm_dynmix.hub.errors import HubError, WeightsError
+    from timm_dynmix.hub.load import check_weights_file, create_model
     from timm_dynmix.hub.push import push_to_hub
     from timm_dynmix.hub.save import save_pretrained
     from timm_dynmix.integrations.timm import register_timm, unregister_timm
