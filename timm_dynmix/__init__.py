@@ -28,6 +28,7 @@ _EXPORTS = _lazy.exports({
     "timm_dynmix.augment.baselines": ("AugMix", "AugMixConfig", "parse_augmix_config", "format_augmix_config",
                                       "AutoAugmentStar", "RandomAutoAugmentStar"),
     "timm_dynmix.augment.ops": ("Op", "OPS", "OP_SETS", "get_op", "resolve_ops"),
+    "timm_dynmix.augment.timm_aug": ("validate_timm_aug",),
     "timm_dynmix.data.views": ("DynMixViews", "DynMixDataset", "collate_splits"),
     "timm_dynmix.data.transforms_factory": ("create_transform",),
     "timm_dynmix.loss": ("JsdLoss", "TimmJsdCrossEntropy", "js_divergence"),
@@ -59,7 +60,7 @@ __all__ = [
     "DynamicMixup", "MixParams", "mix",
     "DynamicMixupBatch", "BatchParams",
     "AugMix", "AugMixConfig", "parse_augmix_config", "format_augmix_config", "AutoAugmentStar", "RandomAutoAugmentStar",
-    "Op", "OPS", "OP_SETS", "get_op", "resolve_ops",
+    "Op", "OPS", "OP_SETS", "get_op", "resolve_ops", "validate_timm_aug",
     "DynMixViews", "DynMixDataset", "collate_splits", "create_transform", "is_dynmix",
     "JsdLoss", "TimmJsdCrossEntropy", "js_divergence",
     "register_timm", "unregister_timm",
@@ -96,6 +97,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real names
     from timm_dynmix.augment.config import DynMixConfig, format_config, is_dynmix, parse_config
     from timm_dynmix.augment.dynmix import DynamicMixup, MixParams, mix
     from timm_dynmix.augment.ops import OP_SETS, OPS, Op, get_op, resolve_ops
+    from timm_dynmix.augment.timm_aug import validate_timm_aug
     from timm_dynmix.data.sampler import subset_indices
     from timm_dynmix.data.transforms_factory import create_transform
     from timm_dynmix.data.views import DynMixDataset, DynMixViews, collate_splits

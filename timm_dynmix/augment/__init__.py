@@ -7,6 +7,7 @@
 * :mod:`~timm_dynmix.augment.dynmix`: :class:`DynamicMixup` (chains, mixing, the clean-image blend);
 * :mod:`~timm_dynmix.augment.batched`: :class:`DynamicMixupBatch`, the same ops on uint8/float batches on any device;
 * :mod:`~timm_dynmix.augment.baselines`: AugMix and AutoAugment* as the papers ran them;
+* :mod:`~timm_dynmix.augment.timm_aug`: strict checks of timm's own strings (``augmix-m3-w3``, ``rand-m9``, ``v0``);
 * :mod:`~timm_dynmix.augment.preview`: a grid of views of an image, to check a config.
 
 The submodules are imported on use; this package imports nothing heavy.

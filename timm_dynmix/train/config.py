@@ -20,6 +20,7 @@ import yaml
 
 from timm_dynmix.augment.baselines import is_aa_star, is_official_augmix, parse_augmix_config
 from timm_dynmix.augment.config import is_dynmix, parse_config
+from timm_dynmix.augment.timm_aug import validate_timm_aug
 
 __all__ = ["TrainConfig", "AUG_CHOICES", "load_recipe", "config_from_args", "field_types", "field_help"]
 
@@ -135,6 +136,8 @@ class TrainConfig:
                              f"'augmix-m3-w3', 'original', 'v0')")
         if is_official_augmix(self.aug):
             parse_augmix_config(self.aug)  # raises ValueError with the allowed range
+        if self.aug.startswith(_TIMM_PREFIXES):
+            validate_timm_aug(self.aug)  # timm would skip unknown sections and accept any value
         if is_dynmix(self.aug):
             cfg = parse_config(self.aug)  # raises ValueError with the allowed range
             if self.num_mixes is not None and "-n" in self.aug and cfg.num_mixes != self.num_mixes:
