@@ -72,6 +72,10 @@ def test_invalid_strings_name_the_bad_part(aug, match):
     assert f"invalid timm augmentation {aug!r}" in str(info.value)
 
 
+def test_our_names_for_timm_strings_pass():
+    TrainConfig(aug="augmix-timm").validate()  # timm's augmix-m3-w3
+
+
 def test_not_timm_strings():
     for aug in ("augmix", "augmix_official-m3", "dynmix-m3", "randomish", "blur-m3", "v1"):
         assert not is_timm_aug(aug)

@@ -137,7 +137,7 @@ class TrainConfig:
         if is_official_augmix(self.aug):
             parse_augmix_config(self.aug)  # raises ValueError with the allowed range
         if self.aug.startswith(_TIMM_PREFIXES):
-            validate_timm_aug(self.aug)  # timm would skip unknown sections and accept any value
+            validate_timm_aug(_TIMM_AA.get(self.aug, self.aug))  # timm would skip unknown sections, accept any value
         if is_dynmix(self.aug):
             cfg = parse_config(self.aug)  # raises ValueError with the allowed range
             if self.num_mixes is not None and "-n" in self.aug and cfg.num_mixes != self.num_mixes:
