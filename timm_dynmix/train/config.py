@@ -18,7 +18,6 @@ from typing import Any
 
 import yaml
 
-from timm_dynmix.augment.baselines import is_aa_star, is_official_augmix, parse_augmix_config
 from timm_dynmix.augment.config import is_dynmix, parse_config
 from timm_dynmix.augment.timm_aug import validate_timm_aug
 
@@ -27,6 +26,28 @@ __all__ = ["TrainConfig", "AUG_CHOICES", "load_recipe", "config_from_args", "fie
 AUG_CHOICES = ("none", "mixup", "cutmix", "autoaugment", "random-autoaugment", "augmix", "augmix-timm", "dynmix")
 _TIMM_AA = {"augmix-timm": "augmix-m3-w3"}  # our names for timm's own augmentations
 _TIMM_PREFIXES = ("rand-", "augmix-", "original", "v0")  # timm auto-augment strings (policies, RandAugment, AugMix)
+
+
+# the baselines module imports torch: loaded on first use, so that `timm-dynmix train --help` stays fast
+def is_aa_star(aug: object) -> bool:
+    """:func:`timm_dynmix.augment.baselines.is_aa_star`."""
+    from timm_dynmix.augment.baselines import is_aa_star as check
+
+    return check(aug)
+
+
+def is_official_augmix(aug: object) -> bool:
+    """:func:`timm_dynmix.augment.baselines.is_official_augmix`."""
+    from timm_dynmix.augment.baselines import is_official_augmix as check
+
+    return check(aug)
+
+
+def parse_augmix_config(aug: str) -> Any:
+    """:func:`timm_dynmix.augment.baselines.parse_augmix_config`."""
+    from timm_dynmix.augment.baselines import parse_augmix_config as parse
+
+    return parse(aug)
 
 
 def _opt(default: Any, help: str) -> Any:
@@ -47,47 +68,51 @@ class TrainConfig:
                                   "local path")
     data_dir: str | None = _opt(None, "local copy of a named dataset (save_to_disk, parquet/arrow, image folder or "
                                       "npz)")
-    image_column: str | None = None
-    label_column: str | None = None
-    train_split: str | None = None
-    eval_split: str | None = None
-    streaming: bool = False
-    shuffle_buffer: int = 10_000
-    max_train_samples: int | None = None
-    max_eval_samples: int | None = None
+    image_column: str | None = _opt(None, "image column of the dataset (default: detected, e.g. img or image)")
+    label_column: str | None = _opt(None, "label column of the dataset (default: detected, e.g. label or fine_label)")
+    train_split: str | None = _opt(None, "split to train on (default: detected, usually train)")
+    eval_split: str | None = _opt(None, "split to evaluate on (default: detected, test or validation; none: no "
+                                       "evaluation)")
+    streaming: bool = _opt(False, "stream the dataset from the Hub instead of downloading it (datasets' streaming)")
+    shuffle_buffer: int = _opt(10_000, "shuffle buffer size, in images, with --streaming")
+    max_train_samples: int | None = _opt(None, "train on the first N training images only (default: all)")
+    max_eval_samples: int | None = _opt(None, "evaluate on the first N images of the eval split only (default: all "
+                                            "of them)")
     input_size: int | None = _opt(None, "training image size (default: the dataset's, e.g. 32 for CIFAR)")
     # model
-    model: str = "resnet8_cifar"
-    pretrained: bool = False
-    drop_rate: float = 0.0
+    model: str = _opt("resnet8_cifar", "timm model name (ours included: wrn40_2, ...) or transformers:<repo id or "
+                                      "folder>")
+    pretrained: bool = _opt(False, "start from the pretrained weights timm has for --model")
+    drop_rate: float = _opt(0.0, "dropout rate before the classifier")
     # augmentation
     aug: str = _opt("dynmix", "none, mixup, cutmix, autoaugment (AA*), random-autoaugment (Random AA*), augmix (the "
                               "official AugMix), augmix-timm (timm's augmix-m3-w3), dynmix or dynmix-<config>; or a "
                               "timm auto-augment string")
     jsd: bool | None = _opt(None, "JSD consistency loss over clean + mixed views (default: on for augmix/dynmix)")
-    jsd_weight: float = 12.0
+    jsd_weight: float = _opt(12.0, "weight of the JSD term (AugMix's 12)")
     num_mixes: int | None = _opt(None, "mixed views per image for JSD (default 2; 1 = single-view ablation)")
     aug_device: str = _opt("auto", "loader (DataLoader workers), model (DynMix inside the training step) or auto "
                                    "(model for dynmix with the data in memory, else loader)")
-    mixup_alpha: float = 1.0
-    cutmix_alpha: float = 1.0
-    smoothing: float = 0.0
-    crop_padding: int | None = None
+    mixup_alpha: float = _opt(1.0, "alpha of the Beta distribution of --aug mixup")
+    cutmix_alpha: float = _opt(1.0, "alpha of the Beta distribution of --aug cutmix")
+    smoothing: float = _opt(0.0, "label smoothing")
+    crop_padding: int | None = _opt(None, "zero padding of the random crop of small images (default: size // 8, 4 px "
+                                         "at 32 px)")
     # optimization
-    epochs: int = 8
+    epochs: int = _opt(8, "training epochs")
     batch_size: int = _opt(64, "images per process and step (each yields 1 + num_mixes views with JSD)")
-    lr: float = 0.1
-    opt: str = "sgd"
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    filter_bias_and_bn: bool = True
-    sched: str = "cosine"
-    min_lr: float = 1e-6
-    warmup_epochs: int = 0
-    warmup_lr: float = 1e-5
-    lr_base_batch_size: int | None = None
-    grad_accum_steps: int = 1
-    clip_grad: float | None = None
+    lr: float = _opt(0.1, "learning rate (per --lr-base-batch-size images when that is set)")
+    opt: str = _opt("sgd", "optimizer name for timm's create_optimizer_v2 (sgd is Nesterov SGD, adamw, ...)")
+    momentum: float = _opt(0.9, "optimizer momentum")
+    weight_decay: float = _opt(5e-4, "weight decay")
+    filter_bias_and_bn: bool = _opt(True, "no weight decay on biases and normalization weights")
+    sched: str = _opt("cosine", "learning-rate schedule for timm's create_scheduler_v2, stepped per update")
+    min_lr: float = _opt(1e-6, "learning rate at the end of the schedule")
+    warmup_epochs: int = _opt(0, "epochs of linear learning-rate warm-up")
+    warmup_lr: float = _opt(1e-5, "learning rate at the start of the warm-up")
+    lr_base_batch_size: int | None = _opt(None, "scale --lr by the global batch over N images (default: unscaled)")
+    grad_accum_steps: int = _opt(1, "batches accumulated per optimizer step")
+    clip_grad: float | None = _opt(None, "clip the gradient norm to this value (default: no clipping)")
     model_ema: bool = _opt(False, "keep an exponential moving average of the weights (timm's ModelEmaV3); "
                                   "evaluation, the results and the saved model then use the averaged weights (the raw "
                                   "model's top-1 is reported as raw_clean_top1)")
@@ -103,19 +128,20 @@ class TrainConfig:
                                              "in the step (default: on for small images that fit in 2 GiB, with "
                                              "augmentations the step can do)")
     # run
-    seed: int = 0
-    output_dir: str = "output"
-    num_workers: int | None = None
+    seed: int = _opt(0, "seed of the shuffle, the augmentations and the weights")
+    output_dir: str = _opt("output", "folder for the model, its card, results.json and checkpoints")
+    num_workers: int | None = _opt(None, "DataLoader worker processes (default: the usable cores per process minus 1, "
+                                        "between 1 and 4)")
     num_threads: int | None = _opt(None, "compute threads per process on CPU (default: the usable cores / processes; "
                                          "on a CPU shared with other jobs, fewer threads can be much faster)")
     checkpoint_every: int | None = _opt(None, "also save a checkpoint every N optimizer steps")
-    keep_checkpoints: int = 2
+    keep_checkpoints: int = _opt(2, "how many of the newest checkpoints to keep")
     resume: str | None = _opt(None, "checkpoint folder, or 'latest' to continue from the newest one in output-dir")
-    eval_every: int = 1
+    eval_every: int = _opt(1, "evaluate every N epochs (and after the last)")
     tta_flip: bool = _opt(False, "also report clean_top1_tta_flip: eval top-1 of the mean logits of each image and "
-                                 "its mirror (test-time augmentation; off by default, clean_top1 never uses it)")
+                                 "its mirror (test-time augmentation; clean_top1 never uses it)")
     report_to: str | None = _opt(None, "tracker for Accelerate's log_with: tensorboard, wandb, ...")
-    deterministic: bool = False
+    deterministic: bool = _opt(False, "deterministic algorithms only (bit-identical resume on CPU; slower)")
     max_steps: int | None = _opt(None, "stop after this many optimizer steps (for smoke tests)")
     push_to_hub: str | None = _opt(None, "repo id to push the final model and card to (token from HF_TOKEN or the "
                                          "HF login)")
@@ -253,6 +279,12 @@ def field_types() -> dict[str, type]:
 def field_help(name: str) -> str | None:
     """The help text of field ``name`` (its ``metadata["help"]``), None when it has none."""
     return TrainConfig.__dataclass_fields__[name].metadata.get("help")
+
+
+def field_default(name: str) -> Any:
+    """The default value of field ``name``."""
+    f = TrainConfig.__dataclass_fields__[name]
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default
 
 
 def load_recipe(path: str | os.PathLike) -> dict[str, Any]:
