@@ -44,12 +44,10 @@ def _with_default(help: str | None, default: object) -> str:
 def run(args: argparse.Namespace) -> int:
     """Run ``timm-dynmix train`` (under ``accelerate launch`` or torchrun for several processes)."""
     from timm_dynmix.train.config import config_from_args
-    from timm_dynmix.train.loop import train
+    from timm_dynmix.train.loop import done_message, train
 
     options = {k: v for k, v in vars(args).items() if not k.startswith("_") and k != "command"}
     results = train(config_from_args(options))
     if results["process_index"] == 0:
-        top1 = results["metrics"].get("clean_top1", float("nan"))
-        print(f"done: eval top-1 {top1:.2f}% after {results['epochs']} epochs; "
-              f"outputs in {results['config']['output_dir']}")
+        print(done_message(results))
     return 0

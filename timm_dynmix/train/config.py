@@ -71,8 +71,8 @@ class TrainConfig:
     image_column: str | None = _opt(None, "image column of the dataset (default: detected, e.g. img or image)")
     label_column: str | None = _opt(None, "label column of the dataset (default: detected, e.g. label or fine_label)")
     train_split: str | None = _opt(None, "split to train on (default: detected, usually train)")
-    eval_split: str | None = _opt(None, "split to evaluate on (default: detected, test or validation; none: no "
-                                       "evaluation)")
+    eval_split: str | None = _opt(None, "split to evaluate on (default: detected: test, validation, val or "
+                                       "valid; without one the run is not evaluated)")
     streaming: bool = _opt(False, "stream the dataset from the Hub instead of downloading it (datasets' streaming)")
     shuffle_buffer: int = _opt(10_000, "shuffle buffer size, in images, with --streaming")
     max_train_samples: int | None = _opt(None, "train on the first N training images only (default: all)")

@@ -48,7 +48,8 @@ from timm_dynmix.version import versions
 
 __all__ = ["train", "TrainProgress", "ModelInput", "create_accelerator", "create_train_model", "init_model",
            "create_optimizer", "create_ema", "create_criterion", "batch_preparer", "train_step", "evaluate",
-           "evaluate_top1", "epoch_record", "write_run_config", "build_results", "run_status", "cross_rank_diagnostics",
+           "evaluate_top1", "epoch_record", "write_run_config", "build_results", "run_status", "done_message",
+           "cross_rank_diagnostics",
            "save_outputs"]
 
 logger = logging.getLogger(__name__)
@@ -545,6 +546,22 @@ def run_status(cfg: TrainConfig, td: TrainData, progress: TrainProgress) -> dict
     if not completed:
         status["stopped_early_reason"] = f"--max-steps {cfg.max_steps}"
     return status
+
+
+def done_message(results: dict[str, Any]) -> str:
+    """The line a finished run prints: eval top-1 (or why there is none), how far it got, where the outputs are."""
+    from timm_dynmix.hub.summary import stopped_early
+
+    top1 = results["metrics"].get("clean_top1")
+    if top1 is not None:
+        head = f"done: eval top-1 {top1:.2f}%"
+    elif (results.get("dataset") or {}).get("eval_split") is None:
+        head = "done: no evaluation (the dataset has no eval split; name one with --eval-split)"
+    else:
+        head = "done: no eval top-1 recorded"
+    how_far = stopped_early(results) or f"after {results['epochs']} epochs"
+    return (f"{head}, {how_far} ({results['train_samples_per_s']:.0f} samples/s); outputs in "
+            f"{results['config']['output_dir']}")
 
 
 def cross_rank_diagnostics(accelerator: Any, model: nn.Module, td: TrainData) -> dict[str, Any]:
