@@ -160,6 +160,7 @@ class TrainConfig:
                              f"'dynmix-<config>', 'augmix_official-<config>', 'autoaugment-cifar10', "
                              f"'autoaugment-imagenet' or a timm auto-augment string ('rand-m9-mstd0.5', "
                              f"'augmix-m3-w3', 'original', 'v0')")
+        check_output_dir(self.output_dir)
         if is_official_augmix(self.aug):
             parse_augmix_config(self.aug)  # raises ValueError with the allowed range
         if self.aug.startswith(_TIMM_PREFIXES):
@@ -258,6 +259,22 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """The fields as a plain dict (what ``config.yaml`` and ``results.json`` record)."""
         return dataclasses.asdict(self)
+
+
+def check_output_dir(output_dir: str | os.PathLike) -> None:
+    """Refuse an output folder that is an existing file, or lies under one, before anything is loaded.
+
+    Raises:
+        ValueError: naming the file in the way.
+    """
+    path = Path(output_dir)
+    for p in (path, *path.parents):
+        if p.exists() and not p.is_dir():
+            what = "not a folder" if p == path else "so no folder can be made under it"
+            raise ValueError(f"--output-dir {output_dir}: {p} is an existing file, {what}; choose another "
+                             f"--output-dir or move the file")
+        if p.is_dir():
+            return
 
 
 def field_types() -> dict[str, type]:
