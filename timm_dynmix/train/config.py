@@ -151,22 +151,11 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Refuse bad values and invalid combinations before anything is loaded or trained."""
-        if not isinstance(self.aug, str):
-            raise TypeError(f"--aug must be a string, got {self.aug!r} ({type(self.aug).__name__})")
+        check_aug(self.aug)
         name = self.aug_name
-        if not (self.aug in AUG_CHOICES or is_dynmix(self.aug) or is_official_augmix(self.aug)
-                or is_aa_star(self.aug) or self.aug.startswith(_TIMM_PREFIXES)):
-            raise ValueError(f"unknown --aug {self.aug!r}; choose one of {', '.join(AUG_CHOICES)}, "
-                             f"'dynmix-<config>', 'augmix_official-<config>', 'autoaugment-cifar10', "
-                             f"'autoaugment-imagenet' or a timm auto-augment string ('rand-m9-mstd0.5', "
-                             f"'augmix-m3-w3', 'original', 'v0')")
         check_output_dir(self.output_dir)
-        if is_official_augmix(self.aug):
-            parse_augmix_config(self.aug)  # raises ValueError with the allowed range
-        if self.aug.startswith(_TIMM_PREFIXES):
-            validate_timm_aug(_TIMM_AA.get(self.aug, self.aug))  # timm would skip unknown sections, accept any value
         if is_dynmix(self.aug):
-            cfg = parse_config(self.aug)  # raises ValueError with the allowed range
+            cfg = parse_config(self.aug)
             if self.num_mixes is not None and "-n" in self.aug and cfg.num_mixes != self.num_mixes:
                 raise ValueError(f"--num-mixes {self.num_mixes} contradicts n{cfg.num_mixes} in --aug {self.aug}")
         if self.jsd and not self.has_views:
@@ -259,6 +248,30 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """The fields as a plain dict (what ``config.yaml`` and ``results.json`` record)."""
         return dataclasses.asdict(self)
+
+
+def check_aug(aug: str) -> None:
+    """Refuse an ``--aug`` the trainer does not accept, or one whose config string is invalid (each family's parser
+    names the bad part and the allowed range); shared by ``train`` and ``preview``.
+
+    Raises:
+        TypeError: ``aug`` is not a string.
+        ValueError: unknown augmentation or invalid config string.
+    """
+    if not isinstance(aug, str):
+        raise TypeError(f"--aug must be a string, got {aug!r} ({type(aug).__name__})")
+    if not (aug in AUG_CHOICES or is_dynmix(aug) or is_official_augmix(aug) or is_aa_star(aug)
+            or aug.startswith(_TIMM_PREFIXES)):
+        raise ValueError(f"unknown --aug {aug!r}; choose one of {', '.join(AUG_CHOICES)}, "
+                         f"'dynmix-<config>', 'augmix_official-<config>', 'autoaugment-cifar10', "
+                         f"'autoaugment-imagenet' or a timm auto-augment string ('rand-m9-mstd0.5', "
+                         f"'augmix-m3-w3', 'original', 'v0')")
+    if is_official_augmix(aug):
+        parse_augmix_config(aug)  # raises ValueError with the allowed range
+    if aug.startswith(_TIMM_PREFIXES):
+        validate_timm_aug(_TIMM_AA.get(aug, aug))  # timm would skip unknown sections and accept any value
+    if is_dynmix(aug):
+        parse_config(aug)  # raises ValueError with the allowed range
 
 
 def check_output_dir(output_dir: str | os.PathLike) -> None:
