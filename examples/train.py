@@ -36,6 +36,7 @@ from timm_dynmix.train.loop import (
     create_ema,
     create_optimizer,
     create_train_model,
+    done_message,
     epoch_record,
     evaluate,
     init_model,
@@ -135,9 +136,7 @@ def main() -> None:
         sys.exit(f"error: {e}")
     if results["process_index"] != 0:
         return
-    metrics = results["metrics"]
-    print(f"done: eval top-1 {metrics.get('clean_top1', float('nan')):.2f}% after {results['epochs']} epochs "
-          f"({results['train_samples_per_s']:.0f} samples/s); outputs in {config.output_dir}")
+    print(done_message(results))
 
 
 if __name__ == "__main__":

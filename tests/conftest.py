@@ -51,6 +51,16 @@ def real_images() -> list[Image.Image]:
     return _photo_crops(24, 32)
 
 
+@pytest.fixture(scope="session", params=["cifar10", "photo_crops"])
+def natural_images(request) -> list[Image.Image]:
+    """24 natural 32x32 RGB images from each source in turn: CIFAR-10 test images (skipped without ../shared) and the
+    photo crops a clone without ../shared falls back to, so that a test's thresholds are proven on both."""
+    if request.param == "cifar10":
+        x, _ = cifar10_test_arrays(24)
+        return [Image.fromarray(a) for a in x]
+    return _photo_crops(24, 32)
+
+
 @pytest.fixture(scope="session")
 def photo() -> Image.Image:
     """A real 427x640 photograph (scikit-learn's china.jpg)."""

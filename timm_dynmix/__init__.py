@@ -33,15 +33,16 @@ _EXPORTS = _lazy.exports({
     "timm_dynmix.augment.prime": ("PrimeBatch", "PrimeConfig", "PrimeParams", "parse_prime_config",
                                   "format_prime_config"),
     "timm_dynmix.augment.ops": ("Op", "OPS", "OP_SETS", "get_op", "resolve_ops"),
+    "timm_dynmix.augment.timm_aug": ("validate_timm_aug",),
     "timm_dynmix.data.views": ("DynMixViews", "DynMixDataset", "collate_splits"),
     "timm_dynmix.data.transforms_factory": ("create_transform",),
     "timm_dynmix.loss": ("JsdLoss", "TimmJsdCrossEntropy", "js_divergence"),
     "timm_dynmix.integrations.timm": ("register_timm", "unregister_timm"),
     "timm_dynmix.rng": ("derive_seed", "sample_rng", "seeded"),
     "timm_dynmix.hub.save": ("save_pretrained",),
-    "timm_dynmix.hub.load": ("create_model",),
+    "timm_dynmix.hub.load": ("create_model", "check_weights_file"),
     "timm_dynmix.hub.push": ("push_to_hub",),
-    "timm_dynmix.hub.errors": ("HubError",),
+    "timm_dynmix.hub.errors": ("HubError", "WeightsError"),
     "timm_dynmix.hub.card": ("EvalReport", "load_eval_report", "render_card", "write_card"),
     "timm_dynmix.robustness.corruptions": ("CORRUPTIONS", "EXTRA_CORRUPTIONS", "ALL_CORRUPTIONS", "CORRUPTION_GROUPS",
                                            "corrupt"),
@@ -66,14 +67,14 @@ __all__ = [
     "DynamicMixupBatch", "BatchParams", "AugMixBatch", "AugMixBatchParams",
     "AugMix", "AugMixConfig", "parse_augmix_config", "format_augmix_config", "AutoAugmentStar", "RandomAutoAugmentStar",
     "PrimeBatch", "PrimeConfig", "PrimeParams", "parse_prime_config", "format_prime_config",
-    "Op", "OPS", "OP_SETS", "get_op", "resolve_ops",
+    "Op", "OPS", "OP_SETS", "get_op", "resolve_ops", "validate_timm_aug",
     "DynMixViews", "DynMixDataset", "collate_splits", "create_transform", "is_dynmix",
     "JsdLoss", "TimmJsdCrossEntropy", "js_divergence",
     "register_timm", "unregister_timm",
     "derive_seed", "sample_rng", "seeded",
     "models",
     "launch_timm_train", "rewrite_timm_train_args",
-    "create_model", "save_pretrained", "push_to_hub", "HubError",
+    "create_model", "save_pretrained", "push_to_hub", "HubError", "WeightsError", "check_weights_file",
     "EvalReport", "load_eval_report", "render_card", "write_card",
     "CORRUPTIONS", "EXTRA_CORRUPTIONS", "ALL_CORRUPTIONS", "CORRUPTION_GROUPS", "corrupt", "make_c",
     "CBAR_CORRUPTIONS", "corrupt_cbar",
@@ -112,12 +113,13 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real names
         format_prime_config,
         parse_prime_config,
     )
+    from timm_dynmix.augment.timm_aug import validate_timm_aug
     from timm_dynmix.data.sampler import subset_indices
     from timm_dynmix.data.transforms_factory import create_transform
     from timm_dynmix.data.views import DynMixDataset, DynMixViews, collate_splits
     from timm_dynmix.hub.card import EvalReport, load_eval_report, render_card, write_card
-    from timm_dynmix.hub.errors import HubError
-    from timm_dynmix.hub.load import create_model
+    from timm_dynmix.hub.errors import HubError, WeightsError
+    from timm_dynmix.hub.load import check_weights_file, create_model
     from timm_dynmix.hub.push import push_to_hub
     from timm_dynmix.hub.save import save_pretrained
     from timm_dynmix.integrations.timm import register_timm, unregister_timm

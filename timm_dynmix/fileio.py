@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["atomic_write_json", "atomic_write_bytes", "atomic_path", "fsync_dir", "fsync_tree", "replace_dir",
-           "read_json", "IMAGE_EXTENSIONS"]
+           "read_json", "current_umask", "apply_umask", "IMAGE_EXTENSIONS"]
 
 # image files that folder datasets and folder benchmarks read (lower case; compare with ``path.suffix.lower()``)
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"})
@@ -43,6 +43,37 @@ def fsync_tree(root: Path) -> None:
                 os.close(fd)
     for d in reversed(dirs):
         fsync_dir(d)
+
+
+def current_umask() -> int:
+    """The process's file mode creation mask (read from /proc on Linux, else set and restored)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def apply_umask(root: str | os.PathLike) -> None:
+    """Give ``root`` and everything under it the modes new files get from the user's umask.
+
+    Files become ``0o666 & ~umask``, folders ``0o777 & ~umask``: ``tempfile.mkdtemp`` makes 0700 folders and
+    safetensors writes 0600 files, which would otherwise make saved models unreadable to the user's group.
+    """
+    mask = current_umask()
+    root = Path(root)
+    if root.is_file():
+        os.chmod(root, 0o666 & ~mask)
+        return
+    for dirpath, _, files in os.walk(root):
+        os.chmod(dirpath, 0o777 & ~mask)
+        for name in files:
+            os.chmod(Path(dirpath) / name, 0o666 & ~mask)
 
 
 def replace_dir(src: Path, dst: Path) -> None:

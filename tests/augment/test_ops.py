@@ -191,7 +191,7 @@ def half_pixel_bilinear(img: Image.Image) -> Image.Image:
     return img.transform(img.size, Image.Transform.AFFINE, (1, 0, 0.5, 0, 1, 0.5), resample=Image.Resampling.BILINEAR)
 
 
-def test_behaviour_classifier_spots_test_corruptions(real_images):
+def test_behaviour_classifier_spots_test_corruptions(natural_images):
     """The classifier used below calls blur, noise, contrast and brightness changes what they are."""
     from PIL import ImageEnhance
 
@@ -200,39 +200,46 @@ def test_behaviour_classifier_spots_test_corruptions(real_images):
     def corruption(name, severity):
         return lambda img: Image.fromarray(corrupt(np.asarray(img)[None], name, severity, params="cifar")[0])
 
-    bound = behaviour(half_pixel_bilinear, real_images)
+    bound = behaviour(half_pixel_bilinear, natural_images)
     assert bound[0] == "other" and 0.2 < bound[1] < 0.6, bound
     subpixel = behaviour(lambda im: im.transform(im.size, Image.Transform.AFFINE, (1, 0, 0.5, 0, 1, 0),
-                                                 resample=Image.Resampling.BILINEAR), real_images)
+                                                 resample=Image.Resampling.BILINEAR), natural_images)
     assert subpixel[0] == "other" and subpixel[1] < 0.8, subpixel  # a sub-pixel bilinear shift is a blur
     for factor in (0.75, 0.5, 0.9):  # contrast and brightness ops are tables that narrow the tonal range
-        assert behaviour(lambda im, f=factor: ImageEnhance.Contrast(im).enhance(f), real_images)[0] == "tone"
-        assert behaviour(lambda im, f=factor: ImageEnhance.Brightness(im).enhance(f), real_images)[0] == "tone"
-    assert behaviour(corruption("contrast", 1), real_images)[0] == "tone"
+        assert behaviour(lambda im, f=factor: ImageEnhance.Contrast(im).enhance(f), natural_images)[0] == "tone"
+        assert behaviour(lambda im, f=factor: ImageEnhance.Brightness(im).enhance(f), natural_images)[0] == "tone"
+    assert behaviour(corruption("contrast", 1), natural_images)[0] == "tone"
     for name in ("gaussian_blur", "defocus_blur"):
-        kind, kept = behaviour(corruption(name, 1), real_images)
+        kind, kept = behaviour(corruption(name, 1), natural_images)
         assert kind == "other" and kept < 0.8, (name, kept)
-    kind, kept = behaviour(corruption("gaussian_noise", 1), real_images)
+    kind, kept = behaviour(corruption("gaussian_noise", 1), natural_images)
     assert kind == "other" and kept > 1.5, kept  # noise adds high-frequency energy
 
 
-def test_ops_behave_unlike_the_test_corruptions(real_images):
+def test_ops_behave_unlike_the_test_corruptions(natural_images):
     """What the "no overlap" claim of the docs rests on, measured on real images at levels over (0, 10).
 
     Every CIFAR-set op moves whole pixels (flips, translations) or is a per-channel lookup table that keeps the
     tonal range (autocontrast, equalize, solarize, posterize); only rotate and shear interpolate (bilinear, as the
     official AugMix), and they soften no more than one bilinear resampling at its softest and add no
-    high-frequency energy. ``downscale`` (ImageNet set only) is flagged: at levels >= 5 it removes more detail
-    than that bound, a blur. A sub-pixel bilinear translate, a blur, a noise or a contrast op in the CIFAR set
-    fails here.
+    high-frequency energy. ``downscale`` (ImageNet set only) is flagged: at levels >= 8 (shrinking to 0.6 of the size
+    or less) it removes more detail than that bound, a blur. A sub-pixel bilinear translate, a blur, a noise or a
+    contrast op in the CIFAR set fails here.
+
+    Run on CIFAR-10 and on the photo crops a clone without ../shared uses. Why levels >= 8 for ``downscale``: at
+    levels 5-7 (scale 0.75-0.65) it is a blur of the same order as the half-pixel bilinear bound and which of the two
+    removes more depends on the images' spectrum (Laplacian energy kept by downscale / by the bound, measured on four
+    sets of 24 CIFAR-10 test images and six sets of 24 photo crops at two crop scales: 0.89-0.91 (CIFAR-10) and
+    0.96-1.13 (photos) at level 5, up to 1.00 at level 6, 0.73-0.92 at level 7, 0.58-0.76 at level 8), so only
+    levels >= 8 are a claim that holds on any natural images.
     """
-    bound = behaviour(half_pixel_bilinear, real_images)[1]
+    bound = behaviour(half_pixel_bilinear, natural_images)[1]
     assert set(OP_SETS["imagenet"]) == set(OPS)
     for name in OP_SETS["cifar"]:
         kinds = set()
         for level in LEVELS:
             for sign in (1.0, -1.0) if OPS[name].signed else (1.0,):
-                kind, kept = behaviour(op_at(name, level, sign), real_images)
+                kind, kept = behaviour(op_at(name, level, sign), natural_images)
                 kinds.add(kind)
                 if name in INTERPOLATING:
                     assert bound < kept <= 1.0, (name, level, sign, kept, bound)
@@ -242,8 +249,8 @@ def test_ops_behave_unlike_the_test_corruptions(real_images):
             assert "other" in kinds, name  # it does interpolate: keep the docs' list accurate
     for name in BLURS:
         assert name not in OP_SETS["cifar"]
-        for level in (5.0, 9.9):
-            kind, kept = behaviour(op_at(name, level, 1.0), real_images)
+        for level in (8.0, 9.9):
+            kind, kept = behaviour(op_at(name, level, 1.0), natural_images)
             assert kind == "other" and kept < bound, (name, level, kept, bound)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 
 import pytest
 
@@ -22,14 +23,16 @@ def test_field_types_come_from_the_type_hints():
     assert set(kinds) == {f.name for f in dataclasses.fields(TrainConfig)}
     assert kinds["epochs"] is int and kinds["max_steps"] is int and kinds["lr"] is float
     assert kinds["clip_grad"] is float and kinds["jsd"] is bool and kinds["data_dir"] is str
-    assert field_help("aug").startswith("none, mixup") and field_help("seed") is None
+    assert field_help("aug").startswith("none, mixup") and field_help("seed").startswith("seed of the shuffle")
+    assert all(field_help(name) for name in kinds)  # every option has a help line
 
 
 def test_every_field_is_a_flag_of_its_type():
     actions = {a.dest: a for a in _parser()._actions}
     for name, kind in field_types().items():
         action = actions[name]
-        assert action.default is None and action.help == field_help(name), name
+        assert action.default is None and action.help.startswith(field_help(name)), name
+        assert re.search(r"\bdefault[: ]", action.help), name  # with its default (shown, or said in the text)
         if kind is bool:
             assert isinstance(action, argparse.BooleanOptionalAction), name
         else:

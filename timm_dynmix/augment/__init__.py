@@ -10,6 +10,7 @@
 * :mod:`~timm_dynmix.augment.baselines`: AugMix and AutoAugment* as the papers ran them;
 * :mod:`~timm_dynmix.augment.prime`: :class:`PrimeBatch`, PRIME (Modas et al., 2022) on batches, per-sample draws,
   and its ``prime-...`` config strings (:class:`PrimeConfig`, :func:`parse_prime_config`);
+* :mod:`~timm_dynmix.augment.timm_aug`: strict checks of timm's own strings (``augmix-m3-w3``, ``rand-m9``, ``v0``);
 * :mod:`~timm_dynmix.augment.preview`: a grid of views of an image, to check a config.
 
 The submodules are imported on use; this package imports nothing heavy.

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from timm_dynmix.augment.config import DynMixConfig
+from timm_dynmix.augment.config import DynMixConfig, is_dynmix
 from timm_dynmix.augment.dynmix import DynamicMixup
 from timm_dynmix.augment.ops import check_image
 from timm_dynmix.rng import sample_rng
 
-__all__ = ["make_preview", "load_sample_image", "SAMPLE_IMAGES"]
+__all__ = ["make_preview", "make_aug_preview", "load_sample_image", "SAMPLE_IMAGES"]
 
 SAMPLE_IMAGES = ("china.jpg", "flower.jpg")  # photographs shipped inside scikit-learn
 _CAPTION_H = 30
@@ -76,6 +79,108 @@ def make_preview(img: Image.Image, config: str | DynMixConfig = "dynmix", rows: 
     return grid
 
 
+@contextmanager
+def _global_seed(seed: int) -> Iterator[None]:
+    """Seed ``random``, ``numpy.random`` and torch (timm's augmentations draw from them); restore them after."""
+    import torch
+
+    state = random.getstate(), np.random.get_state()
+    random.seed(seed)
+    np.random.seed(seed)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            yield
+    finally:
+        random.setstate(state[0])
+        np.random.set_state(state[1])
+
+
+def _other_image(img: Image.Image) -> Image.Image:
+    """The second image a mixup/cutmix preview mixes the input with: a sample photograph at the input's size."""
+    other = load_sample_image("flower.jpg").convert(img.mode if img.mode in ("L", "RGB") else "RGB")
+    return other.resize(img.size, Image.Resampling.BILINEAR)
+
+
+def _aug_rows(img: Image.Image, aug: str, rows: int, seed: int) -> list[list[tuple[Image.Image, str]]]:
+    """Per row, the (image, caption) tiles of a non-DynMix augmentation."""
+    import torch
+
+    if aug == "none":
+        return [[(img, "input: --aug none changes nothing (the trainer's crop and flip are not shown)")]]
+    rgb = img.convert("RGB")
+    if aug in ("mixup", "cutmix"):  # timm's Mixup as the trainer runs it (alpha 1), on a batch of two images
+        from timm.data import Mixup
+
+        other = _other_image(rgb)
+        mixup = Mixup(mixup_alpha=1.0 if aug == "mixup" else 0.0, cutmix_alpha=1.0 if aug == "cutmix" else 0.0,
+                      label_smoothing=0.0, num_classes=2)
+        out = []
+        for r in range(rows):
+            x = torch.stack([torch.from_numpy(np.asarray(im, dtype=np.float32) / 255).permute(2, 0, 1)
+                             for im in (rgb, other)])
+            with _global_seed(seed * 1000 + r):
+                x, target = mixup(x, torch.tensor([0, 1]))
+            mixed = _from_float(x[0].permute(1, 2, 0).clamp(0, 1).numpy())
+            out.append([(rgb, "input"), (other, "mixed with (another image of the batch)"),
+                        (mixed, f"{aug}: lambda={float(target[0, 0]):.2f}")])
+        return out
+    from timm_dynmix.augment.baselines import create_baseline
+    from timm_dynmix.data.transforms_factory import _timm_augmentation
+
+    small = max(rgb.size) <= 64
+    ours = create_baseline(aug, small, output="pil")
+    t = ours or _timm_augmentation(aug, (rgb.height, rgb.width), (0.5, 0.5, 0.5), "bilinear")
+    out = []
+    for r in range(rows):
+        row = [(rgb, "input")]
+        for v in range(3):
+            if ours is not None:
+                view = t(rgb, rng=sample_rng(seed, index=r, view=v, split="preview"))
+            else:
+                with _global_seed(seed * 1000 + 3 * r + v):
+                    view = t(rgb)
+            row.append((view, f"{aug}: view {v + 1}"))
+        out.append(row)
+    return out
+
+
+def make_aug_preview(img: Image.Image, aug: str = "dynmix", rows: int = 4, seed: int = 0,
+                     tile: int = 192) -> Image.Image:
+    """A grid of what ``aug`` (any ``--aug`` of the trainer) does to ``img``, one row per draw.
+
+    DynMix strings give :func:`make_preview`; AugMix, AA*, Random AA* and timm's strings show three independent
+    views per row; ``mixup``/``cutmix`` the input, the image it is mixed with and the mix (timm's ``Mixup``, alpha 1);
+    ``none`` the input only. The training crop and flip are not applied.
+
+    Raises:
+        ValueError: for a bad ``rows``/``tile``, or an augmentation string the factories refuse.
+    """
+    if is_dynmix(aug):
+        return make_preview(img, aug, rows=rows, seed=seed, tile=tile)
+    check_image(img)
+    if not 1 <= rows <= 64:
+        raise ValueError(f"rows must be in [1, 64], got {rows}")
+    if not 32 <= tile <= 1024:
+        raise ValueError(f"tile must be in [32, 1024] pixels, got {tile}")
+    grid_rows = _aug_rows(img, aug, rows, seed)
+    font = ImageFont.load_default()
+    cols = max(len(r) for r in grid_rows)
+    cell_w = tile + 2 * _PAD
+    tiles_h = _tile(img, tile).height
+    cell_h = tiles_h + _CAPTION_H + 2 * _PAD
+    grid = Image.new("RGB", (cols * cell_w, _CAPTION_H + len(grid_rows) * cell_h), "white")
+    draw = ImageDraw.Draw(grid)
+    draw.text((_PAD, _PAD), f"{aug}  (seed {seed})", fill="black", font=font)
+    for r, row in enumerate(grid_rows):
+        top = _CAPTION_H + r * cell_h
+        for c, (im, cap) in enumerate(row):
+            left = c * cell_w + _PAD
+            grid.paste(_tile(im, tile), (left, top + _PAD))
+            _caption(draw, (left, top + _PAD + tiles_h + 2), cap, tile, font)
+    return grid
+
+
 def _supported_mode(im: Image.Image) -> Image.Image:
     """Convert a loaded file to L, RGB or RGBA, keeping transparency and grayscale."""
     if im.mode in ("L", "RGB", "RGBA"):
@@ -110,7 +215,8 @@ def _caption(draw: ImageDraw.ImageDraw, xy: tuple[int, int], text: str, width: i
 
 def save_preview(image_path: str | None, out: str | Path, config: str, rows: int = 4, seed: int = 0,
                  tile: int = 192) -> Path:
-    """Load ``image_path`` (or the scikit-learn sample photo when None), render the preview and save it."""
+    """Load ``image_path`` (or the scikit-learn sample photo when None), render the preview of ``config`` (any
+    ``--aug``, see :func:`make_aug_preview`) and save it."""
     if image_path is None or image_path in SAMPLE_IMAGES:
         img = load_sample_image(image_path or "china.jpg")
     else:
@@ -121,5 +227,5 @@ def save_preview(image_path: str | None, out: str | Path, config: str, rows: int
             img = _supported_mode(im)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    make_preview(img, config, rows=rows, seed=seed, tile=tile).save(out)
+    make_aug_preview(img, config, rows=rows, seed=seed, tile=tile).save(out)
     return out

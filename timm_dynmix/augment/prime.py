@@ -84,6 +84,7 @@ Differences from the reference (``amodas/PRIME-augmentations``, ``utils/prime.py
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import operator
 import re
@@ -594,6 +595,8 @@ class PrimeBatch(nn.Module):
     Args:
         config: A ``prime-...`` config string or a :class:`PrimeConfig` (``"prime"``: the reference's CIFAR-10
             configuration; ``"prime-imagenet"``: its ImageNet one).
+        num_mixes: Views per image, overriding the config's ``n`` (the call convention of
+            :class:`~timm_dynmix.augment.augmix_batch.AugMixBatch`, used by the trainer and the timm launcher).
         generator: Default ``torch.Generator`` for the draws (on the batch's device); ``forward`` and ``views``
             take one per call too. Without any (and without ``seed``), draws come from torch's default generator.
 
@@ -609,9 +612,12 @@ class PrimeBatch(nn.Module):
         >>> x = aug.views(x_uint8, mean, std, generator=g)   # (3B, 3, 32, 32) float32, JsdLoss(num_splits=3)
     """
 
-    def __init__(self, config: str | PrimeConfig = "prime", *, generator: torch.Generator | None = None):
+    def __init__(self, config: str | PrimeConfig = "prime", *, num_mixes: int | None = None,
+                 generator: torch.Generator | None = None):
         super().__init__()
         self.config = parse_prime_config(config)
+        if num_mixes is not None:  # PrimeConfig validates it (an integer in its allowed range)
+            self.config = dataclasses.replace(self.config, num_mixes=num_mixes)
         if generator is not None and not isinstance(generator, torch.Generator):
             raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
         self.generator = generator

@@ -1,4 +1,4 @@
-"""``timm-dynmix preview``: render a grid of DynMix views of an image, to check a config."""
+"""``timm-dynmix preview``: render a grid of views of an image for any ``--aug`` the trainer accepts, to check it."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("image", nargs="?", default=None,
                         help=f"image file to augment (default: the photograph {SAMPLE_IMAGES[0]} shipped with "
                              f"scikit-learn; {' or '.join(SAMPLE_IMAGES)} pick one of those)")
-    parser.add_argument("--aug", default="dynmix", help="DynMix config string (default: %(default)s)")
+    parser.add_argument("--aug", default="dynmix", help="any --aug of `timm-dynmix train`: a DynMix config string, "
+                        "augmix, autoaugment, random-autoaugment, mixup, cutmix, none or a timm string "
+                        "(default: %(default)s)")
     parser.add_argument("--out", default="dynmix_preview.png", help="output PNG (default: %(default)s)")
     parser.add_argument("--rows", type=int, default=4, help="number of sampled views (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the draws (default: %(default)s)")
@@ -24,9 +26,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``timm-dynmix preview``."""
+    from timm_dynmix.augment.config import is_dynmix
     from timm_dynmix.augment.dynmix import DynamicMixup
     from timm_dynmix.augment.preview import save_preview
+    from timm_dynmix.train.config import check_aug
 
+    check_aug(args.aug)  # what the trainer accepts, checked as it checks it
     out = save_preview(args.image, args.out, args.aug, rows=args.rows, seed=args.seed, tile=args.tile)
-    print(f"wrote {out} ({DynamicMixup(args.aug).config_str}, {args.rows} views)")
+    shown = DynamicMixup(args.aug).config_str if is_dynmix(args.aug) else args.aug
+    print(f"wrote {out} ({shown})")
     return 0

@@ -1,4 +1,5 @@
-"""``timm-dynmix push OUTPUT_DIR REPO_ID [--private] [--revision REV] [--create-pr]``: upload a model folder."""
+"""``timm-dynmix push OUTPUT_DIR REPO_ID [--private] [--revision REV] [--create-pr] [--allow-incomplete]``: upload a
+model folder."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--revision", default=None, help="branch to commit to (created when missing)")
     parser.add_argument("--create-pr", action="store_true", help="open a pull request instead of committing")
     parser.add_argument("--commit-message", default=None, help="commit title")
+    parser.add_argument("--allow-incomplete", action="store_true",
+                        help="push a run that stopped before its planned end (results.json: completed false)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -25,7 +28,8 @@ def run(args: argparse.Namespace) -> int:
     from timm_dynmix.hub.push import push_to_hub
 
     info = push_to_hub(args.output_dir, args.repo_id, private=args.private, revision=args.revision,
-                       create_pr=args.create_pr, commit_message=args.commit_message)
+                       create_pr=args.create_pr, commit_message=args.commit_message,
+                       allow_incomplete=args.allow_incomplete)
     print(f"pushed {args.output_dir} to {endpoint_url()}/{args.repo_id}: {info}")
     if getattr(info, "pr_url", None):
         print(f"pull request: {info.pr_url}")

@@ -175,9 +175,13 @@ def _timm_augmentation(aug: str, size: tuple[int, int], mean: Sequence[float], i
     from timm.data.auto_augment import augment_and_mix_transform, auto_augment_transform, rand_augment_transform
 
     from timm_dynmix.augment.baselines import TIMM_AUGMIX
+    from timm_dynmix.augment.timm_aug import is_timm_aug, validate_timm_aug
 
     if aug == TIMM_AUGMIX[0]:
         aug = TIMM_AUGMIX[1]
+    if is_timm_aug(aug):
+        validate_timm_aug(aug)  # timm itself skips unknown sections and accepts any value
+    aug = aug.replace("-d-1", "") if aug.startswith("augmix-") else aug  # d-1: timm's default depth, not its syntax
     hparams: dict[str, Any] = {"translate_const": int(min(size) * 0.45),
                                "img_mean": tuple(min(255, round(255 * x)) for x in mean)}
     if interpolation and interpolation != "random":

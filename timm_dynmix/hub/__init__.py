@@ -13,13 +13,14 @@
 from __future__ import annotations
 
 from timm_dynmix.hub.card import write_card
-from timm_dynmix.hub.errors import HubError
-from timm_dynmix.hub.load import create_model, register_architectures, requires_timm_dynmix
+from timm_dynmix.hub.errors import HubError, WeightsError
+from timm_dynmix.hub.load import check_weights_file, create_model, register_architectures, requires_timm_dynmix
 from timm_dynmix.hub.push import check_repo_id, push_to_hub
 from timm_dynmix.hub.save import CONFIG_NAME, WEIGHTS_NAME, hub_config, save_pretrained
 from timm_dynmix.hub.summary import RunSummary
 
 __all__ = [
-    "HubError", "save_pretrained", "push_to_hub", "create_model", "hub_config", "check_repo_id",
-    "register_architectures", "requires_timm_dynmix", "CONFIG_NAME", "WEIGHTS_NAME", "write_card", "RunSummary",
+    "HubError", "WeightsError", "check_weights_file", "save_pretrained", "push_to_hub", "create_model", "hub_config",
+    "check_repo_id", "register_architectures", "requires_timm_dynmix", "CONFIG_NAME", "WEIGHTS_NAME", "write_card",
+    "RunSummary",
 ]

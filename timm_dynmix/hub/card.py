@@ -49,7 +49,14 @@ from typing import Any
 from timm_dynmix.augment.config import parse_config
 from timm_dynmix.fileio import fsync_dir, fsync_tree, read_json, replace_dir
 from timm_dynmix.hub.load import requires_timm_dynmix
-from timm_dynmix.hub.summary import as_mapping, augmentation_summary, dataset_summary, format_value, slug
+from timm_dynmix.hub.summary import (
+    as_mapping,
+    augmentation_summary,
+    dataset_summary,
+    format_value,
+    slug,
+    stopped_early,
+)
 from timm_dynmix.robustness.readers import BENCHMARK_NAMES
 from timm_dynmix.version import __version__
 
@@ -223,10 +230,18 @@ def _recipe(results: Mapping[str, Any], aug: dict[str, Any] | None, jsd: dict[st
         if results.get(key) is not None:
             value = results[key]
             rows.append((label, f"`{value}`" if key == "model" else format_value(value)))
+    _mark_epochs_done(rows, results)
     elapsed = _duration(results.get("elapsed_s"))
     if elapsed:
         rows.append(("Training time", elapsed))
     return rows
+
+
+def _mark_epochs_done(rows: list, results: Mapping[str, Any]) -> None:
+    """A run that stopped early shows its epochs as planned and done, not as if it ran them all."""
+    if results.get("completed") is False and results.get("epochs_completed") is not None:
+        rows[:] = [(label, f"{value} planned, {format_value(results['epochs_completed'])} done (stopped early)")
+                   if label == "Epochs" else (label, value) for label, value in rows]
 
 
 _METRIC_LABELS = {"clean_top1": "Clean top-1 accuracy (%)", "clean_top5": "Clean top-5 accuracy (%)",
@@ -267,6 +282,9 @@ def card_data(config: Mapping[str, Any], results: Mapping[str, Any] | None = Non
     evals = []
     task = {"task_type": "image-classification", "task_name": "Image Classification"}
     top1 = as_mapping(results.get("metrics"), "results['metrics']").get("clean_top1")
+    if stopped_early(results):  # a partial run's accuracy is not a result of its recipe: no model-index entry
+        tags.append("stopped-early")
+        top1 = None
     if ds and isinstance(top1, (int, float)) and not isinstance(top1, bool) and math.isfinite(top1):
         evals.append(EvalResult(**task, dataset_type=ds["hub_id"] or slug(ds["name"]) or "dataset",
                                 dataset_name=ds["name"], dataset_split=ds["split"], metric_type="accuracy",
@@ -342,6 +360,7 @@ def _context(config: Mapping[str, Any], results: Mapping[str, Any], reports: lis
         "recipe": _recipe(results, aug, jsd),
         "dataset": dataset_summary(results),
         "metrics": _metrics(results),
+        "stopped_early": stopped_early(results),
         "reports": report_ctx,
         "summary_rows": summary,
         "versions": [f"{k} {v}" for k, v in versions.items()],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["HubError", "failure_reason", "endpoint_url", "scrub_token"]
+__all__ = ["HubError", "WeightsError", "failure_reason", "endpoint_url", "scrub_token"]
 
 
 class HubError(RuntimeError):
@@ -12,6 +12,10 @@ class HubError(RuntimeError):
 
     The message says what failed and what to do; the original exception is chained as ``__cause__``.
     """
+
+
+class WeightsError(ValueError):
+    """A weights file is truncated, corrupt or not a weights file; the message names the file and what is wrong."""
 
 
 def endpoint_url(endpoint: str | None = None) -> str:

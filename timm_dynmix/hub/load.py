@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
+import os
+import zipfile
+from pathlib import Path
 from typing import Any
 
-from timm_dynmix.hub.errors import HubError, endpoint_url, failure_reason, scrub_token
+from timm_dynmix.hub.errors import HubError, WeightsError, endpoint_url, failure_reason, scrub_token
 
-__all__ = ["create_model", "register_architectures", "requires_timm_dynmix"]
+__all__ = ["create_model", "register_architectures", "requires_timm_dynmix", "check_weights_file"]
+
+WEIGHTS_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt")
 
 
 # ---- architectures ---------------------------------------------------------------------------------------------
@@ -37,6 +43,78 @@ def _our_architectures() -> list[str]:
     return [n for n in timm.list_models() if timm.models.model_entrypoint(n).__module__.split(".")[0] == "timm_dynmix"]
 
 
+# ---- weights files ----------------------------------------------------------------------------------------------
+def check_weights_file(path: str | os.PathLike) -> None:
+    """Check that ``path`` is a complete weights file, without loading it.
+
+    A ``.safetensors`` file must hold its 8-byte header length, a JSON header and exactly the bytes its header
+    describes; a file ``torch.save`` wrote (a zip archive) must have its central directory (the end of the file).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        WeightsError: the file is empty, truncated or corrupt; the message names the file and what is wrong.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no weights file at {path}")
+    size = path.stat().st_size
+    again = "copy or download it again"
+    if size == 0:
+        raise WeightsError(f"weights file {path} is empty (0 bytes); {again}")
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if path.suffix == ".safetensors":
+            if len(head) < 8:
+                raise WeightsError(f"weights file {path} is truncated: {size} bytes, shorter than a safetensors "
+                                   f"header; {again}")
+            n = int.from_bytes(head, "little")
+            if n > size - 8:
+                raise WeightsError(f"weights file {path} is truncated or not a safetensors file: its header says "
+                                   f"{n} bytes of metadata, the file has {size} bytes in all; {again}")
+            try:
+                header = json.loads(f.read(n))
+                end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
+            except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+                raise WeightsError(f"weights file {path} is corrupt: its safetensors header is not valid; "
+                                   f"{again}") from None
+            expected = 8 + n + end
+            if size != expected:
+                what = "truncated" if size < expected else "corrupt"
+                raise WeightsError(f"weights file {path} is {what}: {size} bytes, its header describes {expected}; "
+                                   f"{again}")
+        elif head.startswith(b"PK"):  # torch.save's zip format
+            try:
+                with zipfile.ZipFile(path) as z:
+                    z.infolist()
+            except (zipfile.BadZipFile, OSError) as e:
+                raise WeightsError(f"weights file {path} is truncated or corrupt: not a complete torch.save archive "
+                                   f"({e}); {again}") from None
+
+
+def _broken_weights(model_name: str) -> WeightsError | None:
+    """The error of the first broken weights file ``timm.create_model(model_name, pretrained=True)`` reads, if any."""
+    files: list[Path] = []
+    if model_name.startswith("local-dir:"):
+        folder = Path(model_name.removeprefix("local-dir:"))
+        if folder.is_dir():
+            files = sorted((p for p in folder.iterdir() if p.suffix in WEIGHTS_SUFFIXES),
+                           key=lambda p: (WEIGHTS_SUFFIXES.index(p.suffix), p.name))
+    elif model_name.startswith("hf-hub:"):
+        from huggingface_hub import try_to_load_from_cache
+
+        repo_id, _, revision = model_name.removeprefix("hf-hub:").partition("@")
+        for name in ("model.safetensors", "pytorch_model.bin", "open_clip_model.safetensors"):
+            found = try_to_load_from_cache(repo_id, name, revision=revision or None)
+            if isinstance(found, str):
+                files.append(Path(found))
+    for file in files:
+        try:
+            check_weights_file(file)
+        except WeightsError as e:
+            return e
+    return None
+
+
 def create_model(model_name: str, pretrained: bool = False, **kwargs: Any):
     """``timm.create_model`` with the timm-dynmix architectures registered and clear Hub errors.
 
@@ -51,6 +129,7 @@ def create_model(model_name: str, pretrained: bool = False, **kwargs: Any):
             revision does not exist or is gated, or the Hub answered an HTTP error. Raised at once: offline mode and
             a refused connection are not retried.
         RuntimeError: the architecture is unknown to timm and timm-dynmix.
+        WeightsError: the weights file (``pretrained=True``) is truncated or corrupt; the message names it.
     """
     import timm
 
@@ -69,6 +148,9 @@ def create_model(model_name: str, pretrained: bool = False, **kwargs: Any):
             f"architectures are registered ({', '.join(ours) if ours else 'none in this install'}). Check the name, "
             "or upgrade timm if it is a newer timm architecture.") from e
     except Exception as e:
+        broken = _broken_weights(model_name) if pretrained else None
+        if broken is not None:
+            raise broken from None
         reason = failure_reason(e)
         if reason is None:
             raise

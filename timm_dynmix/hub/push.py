@@ -30,6 +30,24 @@ def check_repo_id(repo_id: str) -> str:
     return repo_id
 
 
+def incomplete_run(folder: str | os.PathLike) -> str | None:
+    """How far the run saved in ``folder`` got when it stopped before its planned end (from ``results.json``, or the
+    card's ``stopped-early`` tag), else None."""
+    from timm_dynmix.hub.summary import stopped_early
+
+    folder = Path(folder)
+    try:
+        results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        results = None
+    if isinstance(results, dict) and stopped_early(results):
+        return stopped_early(results)
+    card = folder / CARD_NAME
+    if card.is_file() and "\n- stopped-early\n" in card.read_text(encoding="utf-8").partition("\n---")[2][:4000]:
+        return "stopped early (its model card says so)"
+    return None
+
+
 def _push_files(folder: Path) -> list[tuple[str, Path]]:
     files = [(CONFIG_NAME, folder / CONFIG_NAME), (WEIGHTS_NAME, folder / WEIGHTS_NAME)]
     if (folder / CARD_NAME).is_file():
@@ -41,7 +59,8 @@ def _push_files(folder: Path) -> list[tuple[str, Path]]:
 
 
 def push_to_hub(folder: str | os.PathLike, repo_id: str, *, private: bool = False, revision: str | None = None,
-                create_pr: bool = False, commit_message: str | None = None, endpoint: str | None = None):
+                create_pr: bool = False, commit_message: str | None = None, endpoint: str | None = None,
+                allow_incomplete: bool = False):
     """Upload a saved model folder to the Hub in one commit.
 
     Creates the repo when needed (``exist_ok``), creates the branch ``revision`` when it does not exist yet (unless
@@ -58,14 +77,16 @@ def push_to_hub(folder: str | os.PathLike, repo_id: str, *, private: bool = Fals
         create_pr: Open a pull request instead of committing to the branch.
         commit_message: Commit title (default: names the architecture and timm-dynmix).
         endpoint: Hub URL (default ``HF_ENDPOINT`` or https://huggingface.co).
+        allow_incomplete: Push a run that stopped before its planned end (``--max-steps``; its ``results.json``
+            says ``completed: false``); refused otherwise.
 
     Returns:
         huggingface_hub's ``CommitInfo`` (a ``str``: the commit URL; ``.pr_url`` for a pull request).
 
     Raises:
         ValueError, TypeError: an invalid ``repo_id`` or argument (checked before anything else).
-        HubError: anything else (folder incomplete, card invalid, offline, no token, unreachable, not found,
-            refused, HTTP error), as one message; no local file is changed.
+        HubError: anything else (folder incomplete, run stopped early, card invalid, offline, no token, unreachable,
+            not found, refused, HTTP error), as one message; no local file is changed.
     """
     from huggingface_hub import CommitOperationAdd, HfApi, constants, get_token
 
@@ -82,6 +103,10 @@ def push_to_hub(folder: str | os.PathLike, repo_id: str, *, private: bool = Fals
     if missing:
         raise HubError(f"{fail}: {', '.join(missing)} missing; save the model first (timm_dynmix.hub.save_pretrained "
                        f"or the training script). {kept}")
+    partial = None if allow_incomplete else incomplete_run(folder)
+    if partial:
+        raise HubError(f"{fail}: the training run {partial}, so it is not a trained model; train to the end, or "
+                       f"pass --allow-incomplete (allow_incomplete=True) to push it anyway. {kept}")
     try:
         arch = json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8"))["architecture"]
     except (ValueError, KeyError, TypeError) as e:

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from timm_dynmix.fileio import fsync_dir, fsync_tree, replace_dir
+from timm_dynmix.fileio import apply_umask, fsync_dir, fsync_tree, replace_dir
 from timm_dynmix.hub.card import CARD_NAME, PLOTS_DIR, EvalReport, as_eval_reports, write_card
 from timm_dynmix.hub.summary import RunSummary
 from timm_dynmix.version import __version__
@@ -260,6 +260,7 @@ def save_pretrained(model: Any, folder: str | os.PathLike, *, label_names: Seque
         (staging / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         if card:
             write_card(staging, config, results=results, eval_reports=reports, repo_id=repo_id, license=license)
+        apply_umask(staging)  # the user's umask, not mkdtemp's 0700 and safetensors' 0600
         fsync_tree(staging)
         if not folder.exists():
             os.rename(staging, folder)

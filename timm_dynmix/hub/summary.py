@@ -16,8 +16,8 @@ from typing import Any, TypedDict
 
 from timm_dynmix.augment.config import is_dynmix, parse_config
 
-__all__ = ["RunSummary", "AugSummary", "DatasetSummary", "augmentation_summary", "dataset_summary", "slug",
-           "format_value", "as_mapping", "HUB_ID_RE", "WEIGHT_TEXT"]
+__all__ = ["RunSummary", "AugSummary", "DatasetSummary", "augmentation_summary", "dataset_summary",
+           "stopped_early", "slug", "format_value", "as_mapping", "HUB_ID_RE", "WEIGHT_TEXT"]
 
 HUB_ID_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 WEIGHT_TEXT = {
@@ -134,6 +134,23 @@ def augmentation_summary(results: Mapping[str, Any]) -> AugSummary | None:
     return info
 
 
+def stopped_early(results: Mapping[str, Any]) -> str | None:
+    """None for a run that did all it planned (or that recorded no ``completed``), else how far it got:
+    ``"stopped early after 0.0025 of 8 epochs (2 of 800 optimizer steps; --max-steps 2)"``."""
+    if results.get("completed") is not False:
+        return None
+    done, planned = results.get("epochs_completed"), results.get("epochs")
+    steps, steps_planned = results.get("steps_completed", results.get("steps")), results.get("steps_planned")
+    text = "stopped early"
+    if done is not None:
+        text += f" after {format_value(done)}" + (f" of {format_value(planned)}" if planned is not None else "") \
+            + " epochs"
+    details = [f"{steps}" + (f" of {steps_planned}" if steps_planned is not None else "") + " optimizer steps"
+               if steps is not None else None, results.get("stopped_early_reason")]
+    details = [d for d in details if d]
+    return text + (f" ({'; '.join(details)})" if details else "")
+
+
 @dataclass(frozen=True)
 class RunSummary:
     """The augmentation and dataset of a training run, from its ``results.json`` record.
@@ -141,10 +158,12 @@ class RunSummary:
     Attributes:
         aug: The augmentation, or None when the run recorded none.
         dataset: The dataset, or None when the run recorded none.
+        stopped_early: How far a run that stopped before its planned end got (see :func:`stopped_early`), else None.
     """
 
     aug: AugSummary | None = None
     dataset: DatasetSummary | None = None
+    stopped_early: str | None = None
 
     @classmethod
     def from_results(cls, results: Mapping[str, Any] | None) -> RunSummary:
@@ -154,7 +173,8 @@ class RunSummary:
             TypeError: if ``results`` or its ``dataset`` entry is not a dict.
         """
         results = as_mapping(results, "results")
-        return cls(aug=augmentation_summary(results), dataset=dataset_summary(results))
+        return cls(aug=augmentation_summary(results), dataset=dataset_summary(results),
+                   stopped_early=stopped_early(results))
 
     @property
     def tag(self) -> str | None:
@@ -166,4 +186,5 @@ class RunSummary:
     def description(self, architecture: str, version: str) -> str:
         """One line for ``config.json``: what was trained with what on which data, by which timm-dynmix."""
         return (f"{architecture} trained" + (f" with {self.aug['canonical']}" if self.aug else "")
-                + (f" on {self.dataset['name']}" if self.dataset else "") + f", saved by timm-dynmix {version}")
+                + (f" on {self.dataset['name']}" if self.dataset else "")
+                + (f", {self.stopped_early}" if self.stopped_early else "") + f", saved by timm-dynmix {version}")

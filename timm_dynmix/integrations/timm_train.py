@@ -67,7 +67,7 @@ _CONFIG = "--config"
 #: with -> the class as "module:name", built as ``cls(aug, num_mixes=n)`` (the call convention of AugMixBatch).
 BATCHED_AUGMENTATIONS = {
     "augmix": "timm_dynmix.augment.augmix_batch:AugMixBatch",
-    # "prime": "timm_dynmix.augment.prime:PrimeBatch",   <- PRIME plugs in here
+    "prime": "timm_dynmix.augment.prime:PrimeBatch",
 }
 
 

@@ -58,8 +58,11 @@ logger = logging.getLogger(__name__)
 
 # ---- model -------------------------------------------------------------------------------------------------------
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    from timm_dynmix.hub.load import check_weights_file
+
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
+    check_weights_file(path)  # truncated or corrupt files: one clear error naming the file
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 

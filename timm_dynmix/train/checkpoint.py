@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from timm_dynmix.fileio import atomic_write_json, fsync_dir, read_json
+from timm_dynmix.fileio import apply_umask, atomic_write_json, fsync_dir, read_json
 from timm_dynmix.train.config import TrainConfig
 
 __all__ = ["CHECKPOINT_PREFIX", "STATE_FILE", "RESUME_KEYS", "find_latest_checkpoint", "save_checkpoint",
@@ -70,6 +70,7 @@ def save_checkpoint(accelerator: Any, output_dir: Path, state: Mapping[str, Any]
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         atomic_write_json(tmp / STATE_FILE, state)
+        apply_umask(tmp)  # safetensors writes 0600 files
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)

@@ -18,13 +18,14 @@ from typing import Any
 
 import yaml
 
-from timm_dynmix.augment.baselines import is_aa_star, is_official_augmix, parse_augmix_config
 from timm_dynmix.augment.config import is_dynmix, parse_config
+from timm_dynmix.augment.timm_aug import validate_timm_aug
 
 __all__ = ["TrainConfig", "AUG_CHOICES", "AUG_DEVICES", "STEP_AUGMENTATIONS", "load_recipe", "config_from_args",
            "field_types", "field_help"]
 
-AUG_CHOICES = ("none", "mixup", "cutmix", "autoaugment", "random-autoaugment", "augmix", "augmix-timm", "dynmix")
+AUG_CHOICES = ("none", "mixup", "cutmix", "autoaugment", "random-autoaugment", "augmix", "augmix-timm", "dynmix",
+               "prime")
 _TIMM_AA = {"augmix-timm": "augmix-m3-w3"}  # our names for timm's own augmentations
 _TIMM_PREFIXES = ("rand-", "augmix-", "original", "v0")  # timm auto-augment strings (policies, RandAugment, AugMix)
 #: Where the augmentation runs: ``step`` (batched, inside the training step), ``loader`` (per image, DataLoader
@@ -36,8 +37,42 @@ AUG_DEVICES = ("auto", "step", "loader", "model")
 STEP_AUGMENTATIONS = {
     "dynmix": "timm_dynmix.augment.batched:DynamicMixupBatch",
     "augmix": "timm_dynmix.augment.augmix_batch:AugMixBatch",
-    # "prime": "timm_dynmix.augment.prime:PrimeBatch",   <- PRIME plugs in here (same call convention as AugMixBatch)
+    "prime": "timm_dynmix.augment.prime:PrimeBatch",
 }
+
+
+def is_prime(aug: object) -> bool:
+    """Whether ``aug`` is a PRIME config string (``prime``, ``prime-imagenet``, ``prime-<keys>``)."""
+    return isinstance(aug, str) and (aug == "prime" or aug.startswith("prime-"))
+
+
+def parse_prime(aug: str) -> Any:
+    """:func:`timm_dynmix.augment.prime.parse_prime_config` (imported on use: it imports torch)."""
+    from timm_dynmix.augment.prime import parse_prime_config
+
+    return parse_prime_config(aug)
+
+
+# the baselines module imports torch: loaded on first use, so that `timm-dynmix train --help` stays fast
+def is_aa_star(aug: object) -> bool:
+    """:func:`timm_dynmix.augment.baselines.is_aa_star`."""
+    from timm_dynmix.augment.baselines import is_aa_star as check
+
+    return check(aug)
+
+
+def is_official_augmix(aug: object) -> bool:
+    """:func:`timm_dynmix.augment.baselines.is_official_augmix`."""
+    from timm_dynmix.augment.baselines import is_official_augmix as check
+
+    return check(aug)
+
+
+def parse_augmix_config(aug: str) -> Any:
+    """:func:`timm_dynmix.augment.baselines.parse_augmix_config`."""
+    from timm_dynmix.augment.baselines import parse_augmix_config as parse
+
+    return parse(aug)
 
 
 def _opt(default: Any, help: str) -> Any:
@@ -58,19 +93,22 @@ class TrainConfig:
                                   "local path")
     data_dir: str | None = _opt(None, "local copy of a named dataset (save_to_disk, parquet/arrow, image folder or "
                                       "npz)")
-    image_column: str | None = None
-    label_column: str | None = None
-    train_split: str | None = None
-    eval_split: str | None = None
-    streaming: bool = False
-    shuffle_buffer: int = 10_000
-    max_train_samples: int | None = None
-    max_eval_samples: int | None = None
+    image_column: str | None = _opt(None, "image column of the dataset (default: detected, e.g. img or image)")
+    label_column: str | None = _opt(None, "label column of the dataset (default: detected, e.g. label or fine_label)")
+    train_split: str | None = _opt(None, "split to train on (default: detected, usually train)")
+    eval_split: str | None = _opt(None, "split to evaluate on (default: detected: test, validation, val or "
+                                       "valid; without one the run is not evaluated)")
+    streaming: bool = _opt(False, "stream the dataset from the Hub instead of downloading it (datasets' streaming)")
+    shuffle_buffer: int = _opt(10_000, "shuffle buffer size, in images, with --streaming")
+    max_train_samples: int | None = _opt(None, "train on the first N training images only (default: all)")
+    max_eval_samples: int | None = _opt(None, "evaluate on the first N images of the eval split only (default: all "
+                                            "of them)")
     input_size: int | None = _opt(None, "training image size (default: the dataset's, e.g. 32 for CIFAR)")
     # model
-    model: str = "resnet8_cifar"
-    pretrained: bool = False
-    drop_rate: float = 0.0
+    model: str = _opt("resnet8_cifar", "timm model name (ours included: wrn40_2, ...) or transformers:<repo id or "
+                                      "folder>")
+    pretrained: bool = _opt(False, "start from the pretrained weights timm has for --model")
+    drop_rate: float = _opt(0.0, "dropout rate before the classifier")
     stem: str | None = _opt(None, "first-layer initialisation of models that offer a data-dependent one "
                                   "(fastnet_cifar): learned (ordinary init, trained) or whitened (set to the whitening "
                                   "transform of 5,000 seeded training images' patches and frozen, on every data path); "
@@ -80,30 +118,31 @@ class TrainConfig:
                               "official AugMix), augmix-timm (timm's augmix-m3-w3), dynmix or dynmix-<config>; or a "
                               "timm auto-augment string")
     jsd: bool | None = _opt(None, "JSD consistency loss over clean + mixed views (default: on for augmix/dynmix)")
-    jsd_weight: float = 12.0
+    jsd_weight: float = _opt(12.0, "weight of the JSD term (AugMix's 12)")
     num_mixes: int | None = _opt(None, "mixed views per image for JSD (default 2; 1 = single-view ablation)")
     aug_device: str = _opt("auto", "step (batched, inside the training step: dynmix, augmix), loader (per image, "
                                    "DataLoader workers) or auto (step for dynmix and the official augmix, else "
                                    "loader); model = step")
-    mixup_alpha: float = 1.0
-    cutmix_alpha: float = 1.0
-    smoothing: float = 0.0
-    crop_padding: int | None = None
+    mixup_alpha: float = _opt(1.0, "alpha of the Beta distribution of --aug mixup")
+    cutmix_alpha: float = _opt(1.0, "alpha of the Beta distribution of --aug cutmix")
+    smoothing: float = _opt(0.0, "label smoothing")
+    crop_padding: int | None = _opt(None, "zero padding of the random crop of small images (default: size // 8, 4 px "
+                                         "at 32 px)")
     # optimization
-    epochs: int = 8
+    epochs: int = _opt(8, "training epochs")
     batch_size: int = _opt(64, "images per process and step (each yields 1 + num_mixes views with JSD)")
-    lr: float = 0.1
-    opt: str = "sgd"
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    filter_bias_and_bn: bool = True
-    sched: str = "cosine"
-    min_lr: float = 1e-6
-    warmup_epochs: int = 0
-    warmup_lr: float = 1e-5
-    lr_base_batch_size: int | None = None
-    grad_accum_steps: int = 1
-    clip_grad: float | None = None
+    lr: float = _opt(0.1, "learning rate (per --lr-base-batch-size images when that is set)")
+    opt: str = _opt("sgd", "optimizer name for timm's create_optimizer_v2 (sgd is Nesterov SGD, adamw, ...)")
+    momentum: float = _opt(0.9, "optimizer momentum")
+    weight_decay: float = _opt(5e-4, "weight decay")
+    filter_bias_and_bn: bool = _opt(True, "no weight decay on biases and normalization weights")
+    sched: str = _opt("cosine", "learning-rate schedule for timm's create_scheduler_v2, stepped per update")
+    min_lr: float = _opt(1e-6, "learning rate at the end of the schedule")
+    warmup_epochs: int = _opt(0, "epochs of linear learning-rate warm-up")
+    warmup_lr: float = _opt(1e-5, "learning rate at the start of the warm-up")
+    lr_base_batch_size: int | None = _opt(None, "scale --lr by the global batch over N images (default: unscaled)")
+    grad_accum_steps: int = _opt(1, "batches accumulated per optimizer step")
+    clip_grad: float | None = _opt(None, "clip the gradient norm to this value (default: no clipping)")
     model_ema: bool = _opt(False, "keep an exponential moving average of the weights (timm's ModelEmaV3); "
                                   "evaluation, the results and the saved model then use the averaged weights (the raw "
                                   "model's top-1 is reported as raw_clean_top1)")
@@ -119,19 +158,20 @@ class TrainConfig:
                                              "in the step (default: on for small images that fit in 2 GiB, with "
                                              "augmentations the step can do)")
     # run
-    seed: int = 0
-    output_dir: str = "output"
-    num_workers: int | None = None
+    seed: int = _opt(0, "seed of the shuffle, the augmentations and the weights")
+    output_dir: str = _opt("output", "folder for the model, its card, results.json and checkpoints")
+    num_workers: int | None = _opt(None, "DataLoader worker processes (default: the usable cores per process minus 1, "
+                                        "between 1 and 4)")
     num_threads: int | None = _opt(None, "compute threads per process on CPU (default: the usable cores / processes; "
                                          "on a CPU shared with other jobs, fewer threads can be much faster)")
     checkpoint_every: int | None = _opt(None, "also save a checkpoint every N optimizer steps")
-    keep_checkpoints: int = 2
+    keep_checkpoints: int = _opt(2, "how many of the newest checkpoints to keep")
     resume: str | None = _opt(None, "checkpoint folder, or 'latest' to continue from the newest one in output-dir")
-    eval_every: int = 1
+    eval_every: int = _opt(1, "evaluate every N epochs (and after the last)")
     tta_flip: bool = _opt(False, "also report clean_top1_tta_flip: eval top-1 of the mean logits of each image and "
-                                 "its mirror (test-time augmentation; off by default, clean_top1 never uses it)")
+                                 "its mirror (test-time augmentation; clean_top1 never uses it)")
     report_to: str | None = _opt(None, "tracker for Accelerate's log_with: tensorboard, wandb, ...")
-    deterministic: bool = False
+    deterministic: bool = _opt(False, "deterministic algorithms only (bit-identical resume on CPU; slower)")
     max_steps: int | None = _opt(None, "stop after this many optimizer steps (for smoke tests)")
     push_to_hub: str | None = _opt(None, "repo id to push the final model and card to (token from HF_TOKEN or the "
                                          "HF login)")
@@ -141,26 +181,28 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Refuse bad values and invalid combinations before anything is loaded or trained."""
-        if not isinstance(self.aug, str):
-            raise TypeError(f"--aug must be a string, got {self.aug!r} ({type(self.aug).__name__})")
+        check_aug(self.aug)
         name = self.aug_name
-        if not (self.aug in AUG_CHOICES or is_dynmix(self.aug) or is_official_augmix(self.aug)
-                or is_aa_star(self.aug) or self.aug.startswith(_TIMM_PREFIXES)):
-            raise ValueError(f"unknown --aug {self.aug!r}; choose one of {', '.join(AUG_CHOICES)}, "
-                             f"'dynmix-<config>', 'augmix_official-<config>', 'autoaugment-cifar10', "
-                             f"'autoaugment-imagenet' or a timm auto-augment string ('rand-m9-mstd0.5', "
-                             f"'augmix-m3-w3', 'original', 'v0')")
-        if is_official_augmix(self.aug):
-            parse_augmix_config(self.aug)  # raises ValueError with the allowed range
+        check_output_dir(self.output_dir)
         if is_dynmix(self.aug):
-            cfg = parse_config(self.aug)  # raises ValueError with the allowed range
+            cfg = parse_config(self.aug)
             if self.num_mixes is not None and "-n" in self.aug and cfg.num_mixes != self.num_mixes:
                 raise ValueError(f"--num-mixes {self.num_mixes} contradicts n{cfg.num_mixes} in --aug {self.aug}")
         if self.jsd and not self.has_views:
-            raise ValueError(f"--jsd needs augmented views from augmix or dynmix; --aug {self.aug} gives none "
+            raise ValueError(f"--jsd needs augmented views from augmix, dynmix or prime; --aug {self.aug} gives none "
                              f"(use --no-jsd, or --aug dynmix / augmix)")
         if self.num_mixes is not None and not 1 <= self.num_mixes <= 8:
             raise ValueError(f"--num-mixes must be in [1, 8], got {self.num_mixes}")
+        if is_prime(self.aug):
+            prime = parse_prime(self.aug)
+            if prime.jsd_weight != self.jsd_weight:
+                raise ValueError(f"--aug {self.aug} sets the JSD weight j{prime.jsd_weight:g} but --jsd-weight is "
+                                 f"{self.jsd_weight:g}: the trainer's loss takes --jsd-weight; give it there")
+            if self.aug_device == "loader":
+                raise ValueError("--aug prime runs batched in the training step only (there is no per-image PRIME); "
+                                 "use --aug-device step or auto")
+            if self.num_mixes is not None and "-n" in self.aug and prime.num_mixes != self.num_mixes:
+                raise ValueError(f"--num-mixes {self.num_mixes} contradicts n{prime.num_mixes} in --aug {self.aug}")
         if self.stem not in (None, "learned", "whitened"):
             raise ValueError(f"--stem must be 'learned' or 'whitened', got {self.stem!r}")
         if self.aug_device not in AUG_DEVICES:
@@ -207,6 +249,8 @@ class TrainConfig:
         """
         if is_dynmix(self.aug):
             return "dynmix"
+        if is_prime(self.aug):
+            return "prime"
         if self.aug.startswith("augmix"):
             return "augmix"
         if self.aug == "random-autoaugment":
@@ -226,7 +270,7 @@ class TrainConfig:
     @property
     def has_views(self) -> bool:
         """Whether the augmentation makes views (AugMix, DynMix) that the JSD loss can compare."""
-        return self.aug_name in ("augmix", "dynmix")
+        return self.aug_name in ("augmix", "dynmix", "prime")
 
     @property
     def use_jsd(self) -> bool:
@@ -238,6 +282,8 @@ class TrainConfig:
         """Mixed views per image: ``num_mixes``, else the DynMix config's, else 2."""
         if self.num_mixes is not None:
             return self.num_mixes
+        if is_prime(self.aug):
+            return parse_prime(self.aug).num_mixes
         return parse_config(self.aug).num_mixes if is_dynmix(self.aug) else 2
 
     @property
@@ -252,6 +298,10 @@ class TrainConfig:
             return parse_config(self.aug).replace(num_mixes=self.mixes).to_string()
         if is_official_augmix(self.aug):
             return parse_augmix_config(self.aug).to_string()
+        if name == "prime":
+            import dataclasses as dc
+
+            return dc.replace(parse_prime(self.aug), num_mixes=self.mixes).to_string()
         if name in ("augmix", "autoaugment", "random-autoaugment"):
             return _TIMM_AA.get(self.aug, self.aug)
         return None
@@ -259,6 +309,48 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """The fields as a plain dict (what ``config.yaml`` and ``results.json`` record)."""
         return dataclasses.asdict(self)
+
+
+def check_aug(aug: str) -> None:
+    """Refuse an ``--aug`` the trainer does not accept, or one whose config string is invalid (each family's parser
+    names the bad part and the allowed range); shared by ``train`` and ``preview``.
+
+    Raises:
+        TypeError: ``aug`` is not a string.
+        ValueError: unknown augmentation or invalid config string.
+    """
+    if not isinstance(aug, str):
+        raise TypeError(f"--aug must be a string, got {aug!r} ({type(aug).__name__})")
+    if not (aug in AUG_CHOICES or is_dynmix(aug) or is_official_augmix(aug) or is_aa_star(aug) or is_prime(aug)
+            or aug.startswith(_TIMM_PREFIXES)):
+        raise ValueError(f"unknown --aug {aug!r}; choose one of {', '.join(AUG_CHOICES)}, "
+                         f"'dynmix-<config>', 'augmix_official-<config>', 'prime-<config>', 'autoaugment-cifar10', "
+                         f"'autoaugment-imagenet' or a timm auto-augment string ('rand-m9-mstd0.5', "
+                         f"'augmix-m3-w3', 'original', 'v0')")
+    if is_official_augmix(aug):
+        parse_augmix_config(aug)  # raises ValueError with the allowed range
+    if aug.startswith(_TIMM_PREFIXES):
+        validate_timm_aug(_TIMM_AA.get(aug, aug))  # timm would skip unknown sections and accept any value
+    if is_dynmix(aug):
+        parse_config(aug)  # raises ValueError with the allowed range
+    if is_prime(aug):
+        parse_prime(aug)  # raises ValueError naming the key and its range
+
+
+def check_output_dir(output_dir: str | os.PathLike) -> None:
+    """Refuse an output folder that is an existing file, or lies under one, before anything is loaded.
+
+    Raises:
+        ValueError: naming the file in the way.
+    """
+    path = Path(output_dir)
+    for p in (path, *path.parents):
+        if p.exists() and not p.is_dir():
+            what = "not a folder" if p == path else "so no folder can be made under it"
+            raise ValueError(f"--output-dir {output_dir}: {p} is an existing file, {what}; choose another "
+                             f"--output-dir or move the file")
+        if p.is_dir():
+            return
 
 
 def field_types() -> dict[str, type]:
@@ -280,6 +372,12 @@ def field_types() -> dict[str, type]:
 def field_help(name: str) -> str | None:
     """The help text of field ``name`` (its ``metadata["help"]``), None when it has none."""
     return TrainConfig.__dataclass_fields__[name].metadata.get("help")
+
+
+def field_default(name: str) -> Any:
+    """The default value of field ``name``."""
+    f = TrainConfig.__dataclass_fields__[name]
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default
 
 
 def load_recipe(path: str | os.PathLike) -> dict[str, Any]:

@@ -186,6 +186,8 @@ def prepare_data(cfg: TrainConfig, data: ImageData, pcfg: dict[str, Any],
         train_ds, batch_size=cfg.batch_size, sampler=sampler, num_workers=workers, collate_fn=collate, drop_last=True,
         pin_memory=has_accelerator())
     eval_dl = None
+    if data.eval is None and accelerator.is_main_process:
+        logger.warning(no_eval_split_note(data))
     if data.eval is not None:
         eval_data = _subset(data.eval, cfg.max_eval_samples, cfg.seed) if not data.streaming else data.eval
         if memory is not None:
@@ -317,3 +319,11 @@ class _EvalStream(torch.utils.data.IterableDataset):
     def __iter__(self) -> Iterator[tuple[torch.Tensor, int]]:
         for _, img, label in self.stream:
             yield self.tf(img), label
+
+
+def no_eval_split_note(data: ImageData) -> str:
+    """What a run on a dataset without an eval split does about it (no evaluation), and how to name one."""
+    splits = data.extra.get("splits")
+    return (f"dataset {data.source} has no eval split (test, validation, val or valid"
+            + (f"; its splits: {', '.join(splits)}" if splits else "") + "): training without evaluation, so no "
+            "clean top-1 is recorded; name a split with --eval-split")

@@ -49,7 +49,8 @@ from timm_dynmix.version import versions
 
 __all__ = ["train", "TrainProgress", "ModelInput", "create_accelerator", "create_train_model", "init_model",
            "resolve_stem", "create_optimizer", "create_ema", "create_criterion", "batch_preparer", "train_step",
-           "evaluate", "evaluate_top1", "epoch_record", "write_run_config", "build_results", "cross_rank_diagnostics",
+           "evaluate", "evaluate_top1", "epoch_record", "write_run_config", "build_results", "run_status",
+           "done_message", "cross_rank_diagnostics",
            "save_outputs"]
 
 logger = logging.getLogger(__name__)
@@ -573,7 +574,7 @@ def build_results(cfg: TrainConfig, td: TrainData, accelerator: Any, model: nn.M
         "mixed_precision": accelerator.mixed_precision, "channels_last": bool(cfg.channels_last),
         "cpu_native_bf16": native_bf16, "device": accelerator.device.type,
         "input_size": list(pcfg["input_size"]), "mean": list(td.mean), "std": list(td.std),
-        "metrics": progress.metrics, "history": progress.history,
+        "metrics": progress.metrics, "history": progress.history, **run_status(cfg, td, progress),
         "train_samples_per_s": progress.samples_seen * world / max(progress.train_time, 1e-9),
         **(cross_rank_diagnostics(accelerator, model, td) if cfg.diagnostics else {}),
         "elapsed_s": time.time() - start_time, "versions": versions(), "config": cfg.to_dict(),
@@ -582,6 +583,39 @@ def build_results(cfg: TrainConfig, td: TrainData, accelerator: Any, model: nn.M
                                     device=accelerator.device.type, ema=ema),
     }
     return {**results, "process_index": accelerator.process_index}
+
+
+def run_status(cfg: TrainConfig, td: TrainData, progress: TrainProgress) -> dict[str, Any]:
+    """Whether the run did all it planned: ``completed``, ``epochs_completed`` (fractional: optimizer steps over steps
+    per epoch), ``steps_completed``, ``steps_planned`` and, when it stopped early, ``stopped_early_reason``.
+
+    A run stopped by ``--max-steps`` before its last planned step is not complete: its card and ``push`` say so.
+    """
+    updates_per_epoch = max(1, td.steps_per_epoch // cfg.grad_accum_steps)
+    planned = cfg.epochs * updates_per_epoch
+    completed = not progress.stop or progress.global_step >= planned
+    status = {"completed": completed, "epochs_completed": cfg.epochs if completed else
+              round(progress.global_step / updates_per_epoch, 4), "steps_completed": progress.global_step,
+              "steps_planned": planned}
+    if not completed:
+        status["stopped_early_reason"] = f"--max-steps {cfg.max_steps}"
+    return status
+
+
+def done_message(results: dict[str, Any]) -> str:
+    """The line a finished run prints: eval top-1 (or why there is none), how far it got, where the outputs are."""
+    from timm_dynmix.hub.summary import stopped_early
+
+    top1 = results["metrics"].get("clean_top1")
+    if top1 is not None:
+        head = f"done: eval top-1 {top1:.2f}%"
+    elif (results.get("dataset") or {}).get("eval_split") is None:
+        head = "done: no evaluation (the dataset has no eval split; name one with --eval-split)"
+    else:
+        head = "done: no eval top-1 recorded"
+    how_far = stopped_early(results) or f"after {results['epochs']} epochs"
+    return (f"{head}, {how_far} ({results['train_samples_per_s']:.0f} samples/s); outputs in "
+            f"{results['config']['output_dir']}")
 
 
 def cross_rank_diagnostics(accelerator: Any, model: nn.Module, td: TrainData) -> dict[str, Any]:
