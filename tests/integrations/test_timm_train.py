@@ -168,6 +168,8 @@ def test_refused_with_a_message(argv, error, match):
      "augmix-m3-w3-d-1-a1", 1),
     (["--aug=augmix_official-s1", "--smoothing", "0.1", "--jsd-loss"], ("--aug-splits", "3"),
      "augmix_official-s1", 2),
+    (["--aug", "prime"], ("--aug-splits", "3", "--jsd-loss", "--smoothing", "0"), "prime", 2),
+    (["--aug", "prime-imagenet", "--aug-splits", "2"], ("--jsd-loss", "--smoothing", "0"), "prime-imagenet", 1),
 ])
 def test_batched_augmix_becomes_splits_and_jsd_without_aa(argv, added, batched, num_mixes):
     out = rewrite_args(["--model", "m", *argv, "/data"])
