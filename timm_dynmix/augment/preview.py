@@ -125,6 +125,17 @@ def _aug_rows(img: Image.Image, aug: str, rows: int, seed: int) -> list[list[tup
             out.append([(rgb, "input"), (other, "mixed with (another image of the batch)"),
                         (mixed, f"{aug}: lambda={float(target[0, 0]):.2f}")])
         return out
+    if aug == "prime" or aug.startswith("prime-"):  # batched only: three views of the image as a batch of one
+        from timm_dynmix.augment.prime import PrimeBatch
+
+        prime = PrimeBatch(aug, num_mixes=3)
+        x = torch.from_numpy(np.asarray(rgb, dtype=np.uint8).copy()).permute(2, 0, 1)[None]
+        out = []
+        for r in range(rows):
+            views = prime(x, seed=seed, epoch=0, indices=[r])
+            out.append([(rgb, "input"), *[(Image.fromarray(v[0].permute(1, 2, 0).numpy()), f"{aug}: view {k + 1}")
+                                          for k, v in enumerate(views)]])
+        return out
     from timm_dynmix.augment.baselines import create_baseline
     from timm_dynmix.data.transforms_factory import _timm_augmentation
 
