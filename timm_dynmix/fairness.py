@@ -111,7 +111,7 @@ def check_comparable(runs: Mapping[str, Mapping[str, Any] | None], *, compared: 
     if unrecorded:
         raise IncomparableRunsError(
             f"{len(unrecorded)} run(s) recorded no resolved configuration, so nobody can check that they trained "
-            f"the same way: {', '.join(unrecorded)} (results written before timm-dynmix 0.2 lack "
+            f"the same way: {', '.join(unrecorded)} (results written before runs recorded it lack "
             "results.json['resolved']; re-run them, or pass --allow-diff '*' to compare them anyway)")
     ignore = set(BOOKKEEPING_FIELDS) | set(compared) | allowed
     names = list(runs)
