@@ -322,7 +322,7 @@ def test_eval_report_and_card_of_a_cbar_folder(tmp_path, images):
     entries = [(e.dataset_name, e.metric_type) for e in data.eval_results]
     assert ("CIFAR-10-C-bar", "cbar_error") in entries and ("CIFAR-10-C-bar", "error") in entries
     other = dict(report, cbar_error=None, corruption_error=12.5, benchmark="cifar10-c")
-    assert "| C-bar error (%) |" in compare_reports([("bar", report), ("c", other)])
+    assert "| C-bar error (%) |" in compare_reports([("bar", report), ("c", other)], allow_diff=["*"])
 
 
 def test_original_script_layout_is_read_as_cifar10_c_bar(tmp_path, images):

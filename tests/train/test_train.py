@@ -390,8 +390,9 @@ def test_bf16_cpu_run_trains_to_the_fp32_accuracy_band(tmp_path):
 
 
 def test_fastnet_trains_with_a_frozen_whitening_stem(tmp_path):
-    res = train(TrainConfig(model="fastnet_cifar_s", aug="none", output_dir=str(tmp_path), max_steps=2, **TINY))
-    assert res["data_in_memory"] is True and res["steps"] == 2
+    res = train(TrainConfig(model="fastnet_cifar_s", aug="none", stem="whitened", output_dir=str(tmp_path),
+                            max_steps=2, **TINY))
+    assert res["data_in_memory"] is True and res["steps"] == 2 and res["resolved"]["stem"] == "whitened"
     stem = _final_weights(tmp_path)["features.0.weight"]
     assert stem.shape == (24, 3, 2, 2)
     assert torch.equal(stem[:12], -stem[12:])  # set from the training images' patches, not trained
