@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import cifar10_test_arrays
 from PIL import Image, ImageEnhance
 
 import timm_dynmix
-from tests.conftest import cifar10_test_arrays
 from timm_dynmix.augment.augmix_batch import (
     AUGMIX_BATCH_ALL_OPS,
     AUGMIX_BATCH_OPS,

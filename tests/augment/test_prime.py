@@ -37,8 +37,8 @@ import re
 
 import pytest
 import torch
+from conftest import CIFAR10_TEST, cifar10_test_arrays
 
-from tests.conftest import CIFAR10_TEST, cifar10_test_arrays
 from timm_dynmix.augment.prime import (
     FAMILIES,
     PrimeBatch,
