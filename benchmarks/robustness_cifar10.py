@@ -225,6 +225,10 @@ class Study:
             started = run / "study_provenance.json"  # the code the training ran, not the code at the end
             if not started.is_file():
                 _write_json(started, provenance())
+            else:  # resumed from its checkpoints: record every commit the training continued on
+                record = json.loads(started.read_text())
+                record.setdefault("resumed_on", []).append(provenance())
+                _write_json(started, record)
             _run(self.train_cmd(arm, seed, longer), self.work / "logs" / f"{name}_seed{seed}.train.log")
         reports = {}
         for suite in self.benches:
