@@ -564,26 +564,33 @@ def remap(x: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor) -> torch.Tensor:
 def color(x: torch.Tensor, coeff: torch.Tensor, k0: torch.Tensor, chunk: int = 16) -> torch.Tensor:
     """``x + sum_l coeff[:, c, l] sin(pi (k0 + l) x)`` per channel, clipped to [0, 1]; coeff (m, >=C, L).
 
-    Trailing zero coefficients (frequencies beyond an image's cut) are skipped: the images are sorted by their
-    number of active frequencies, so that every chunk of frequencies runs on a prefix of them.
+    The sines of consecutive frequencies come from the recurrence ``sin((k + 1) t) = 2 cos(t) sin(k t) -
+    sin((k - 1) t)`` (two ``sin`` and one ``cos`` per pixel instead of one ``sin`` per frequency; float32 error
+    about 1e-5 after 100 terms). Trailing zero coefficients (frequencies beyond an image's cut) are skipped: the
+    images are sorted by their number of active frequencies, so that every frequency runs on a prefix of them.
+    ``chunk`` is kept for compatibility and unused.
     """
+    del chunk
     m, c, h, w = x.shape
     coeff = coeff[:, :c]
     active = (coeff != 0).any(dim=1)  # (m, L)
     ar = torch.arange(1, active.shape[1] + 1, device=x.device)
     length = (active * ar).amax(dim=1) if active.shape[1] else torch.zeros(m, dtype=torch.long, device=x.device)
     length, order = torch.sort(length, descending=True)
-    counts = [int(v) for v in (length.view(1, -1) > torch.arange(0, int(length[0]) if m else 0, chunk,
+    counts = [int(v) for v in (length.view(1, -1) > torch.arange(0, int(length[0]) if m else 0,
                                                                 device=x.device).view(-1, 1)).sum(1).tolist()]
-    xs, cs, ks = x.index_select(0, order), coeff.index_select(0, order), k0.index_select(0, order)
-    flat = xs.reshape(m, c, h * w, 1)
+    xs, cs, ks = x.index_select(0, order), coeff.index_select(0, order).to(x.dtype), k0.index_select(0, order)
     out = xs.reshape(m, c, h * w).clone()
-    for step, n in enumerate(counts):  # a loop over frequency chunks, not over images
-        l0 = step * chunk
-        l1 = min(coeff.shape[-1], l0 + chunk)
-        freq = (ks[:n].view(n, 1) + torch.arange(l0, l1, device=x.device).view(1, -1)).to(x.dtype)  # (n, l)
-        waves = torch.sin(flat[:n] * (math.pi * freq).view(n, 1, 1, -1))  # (n, C, HW, l)
-        out[:n].add_(torch.matmul(waves, cs[:n, :, l0:l1, None].to(x.dtype)).squeeze(-1))
+    if counts:
+        t = xs.reshape(m, c, h * w) * math.pi
+        k = ks.to(x.dtype).view(m, 1, 1)
+        twice_cos = 2.0 * torch.cos(t)
+        prev, cur = torch.sin((k - 1) * t), torch.sin(k * t)  # sin((k0 - 1) t), sin(k0 t)
+        for step, n in enumerate(counts):  # a loop over frequencies, not over images
+            out[:n].addcmul_(cur[:n], cs[:n, :, step, None])
+            if step + 1 < len(counts):
+                n1 = counts[step + 1]
+                prev, cur = cur[:n1], torch.addcmul(prev[:n1].neg(), twice_cos[:n1], cur[:n1])
     out = out.clamp_(0.0, 1.0).view(m, c, h, w)
     return torch.empty_like(out).index_copy_(0, order, out)
 
