@@ -38,7 +38,9 @@ class _ThenRegister(importlib.abc.Loader):
         return self._loader.create_module(spec)
 
     def exec_module(self, module: ModuleType) -> None:
-        module.__spec__.loader = module.__loader__ = self._loader  # timm sees its own loader (resources etc.)
+        if module.__spec__ is not None:
+            module.__spec__.loader = self._loader
+        module.__loader__ = self._loader  # timm sees its own loader (resources etc.)
         self._loader.exec_module(module)
         _register()
 

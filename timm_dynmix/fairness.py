@@ -100,7 +100,9 @@ def check_comparable(runs: Mapping[str, Mapping[str, Any] | None], *, compared: 
     unrecorded = [name for name, cfg in runs.items() if not cfg]
     if ANY_FIELD in allowed:  # the caller accepts any difference: report every one
         known = {n: c for n, c in runs.items() if c}
-        shown = {"<resolved configuration>": {n: "not recorded" for n in unrecorded}} if unrecorded else {}
+        shown: dict[str, dict[str, Any]] = {}
+        if unrecorded:
+            shown["<resolved configuration>"] = {n: "not recorded" for n in unrecorded}
         if len(known) > 1:
             ref_name = next(iter(known))
             for name, cfg in known.items():
@@ -115,10 +117,10 @@ def check_comparable(runs: Mapping[str, Mapping[str, Any] | None], *, compared: 
             "results.json['resolved']; re-run them, or pass --allow-diff '*' to compare them anyway)")
     ignore = set(BOOKKEEPING_FIELDS) | set(compared) | allowed
     names = list(runs)
-    ref_name, ref = names[0], runs[names[0]]
+    ref_name, ref = names[0], runs[names[0]] or {}  # every run recorded one (checked above)
     problems: dict[str, dict[str, Any]] = {}
     for name in names[1:]:
-        for key, (va, vb) in config_differences(ref, runs[name], ignore=ignore).items():
+        for key, (va, vb) in config_differences(ref, runs[name] or {}, ignore=ignore).items():
             problems.setdefault(key, {ref_name: va})[name] = vb
     if problems:
         lines = [f"  {key}: " + ", ".join(f"{n}={v!r}" for n, v in values.items()) for key, values in problems.items()]
@@ -127,13 +129,13 @@ def check_comparable(runs: Mapping[str, Mapping[str, Any] | None], *, compared: 
             f"{', '.join(problems)} (not an augmentation/loss field):\n" + "\n".join(lines)
             + "\nre-run them on one configuration, or pass --allow-diff FIELD to compare them anyway (the difference "
               "is then printed under the table)")
-    shown: dict[str, dict[str, Any]] = {}
+    differing: dict[str, dict[str, Any]] = {}
     flat = {n: _flat(c) for n, c in runs.items()}  # type: ignore[arg-type]
     for key in sorted(allowed):
         values = {n: f.get(key, "<missing>") for n, f in flat.items()}
         if len({repr(v) for v in values.values()}) > 1:
-            shown[key] = values
-    return shown
+            differing[key] = values
+    return differing
 
 
 def format_allowed_differences(shown: Mapping[str, Mapping[str, Any]]) -> list[str]:

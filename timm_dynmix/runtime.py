@@ -73,6 +73,9 @@ class Uint8Normalize(nn.Module):
         ValueError: if ``mean`` and ``std`` have different numbers of values, none, or ``std`` has a value <= 0.
     """
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, mean: Sequence[float], std: Sequence[float]):
         super().__init__()
         m = torch.as_tensor(mean, dtype=torch.float32).flatten()

@@ -293,7 +293,7 @@ class AugMix:
     def sample_params(self, rng: np.random.Generator, size: tuple[int, int]) -> AugMixParams:
         """Draw the random choices of one view for an image of ``size = (width, height)``."""
         cfg = self.config
-        weights = np.float32(rng.dirichlet([cfg.alpha] * cfg.width))
+        weights = rng.dirichlet([cfg.alpha] * cfg.width).astype(np.float32)
         skip = np.float32(rng.beta(cfg.alpha, cfg.alpha))
         chains, levels = [], []
         for _ in range(cfg.width):

@@ -155,7 +155,7 @@ class DynamicMixup:
         cfg = self.config
         chains, levels = [], []
         for _ in range(2):
-            depth = 2 if (cfg.depth == 2 and rng.random() < cfg.depth2_prob) else 1
+            depth = 2 if (cfg.depth == 2 and rng.random() < float(cfg.depth2_prob or 0.0)) else 1
             steps, lv = [], []
             for _ in range(depth):
                 op = OPS[cfg.ops[int(rng.integers(len(cfg.ops)))]]

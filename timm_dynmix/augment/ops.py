@@ -47,6 +47,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -174,7 +175,7 @@ def _posterize_lut(bits: int, bands: int) -> list[int]:
 def _autocontrast(img: Image.Image, param: float) -> Image.Image:
     # ImageOps.autocontrast(img): per band, lo/hi = smallest/largest value present; identity when hi <= lo, else
     # int(i * scale + offset) clipped to [0, 255] with scale = 255 / (hi - lo), offset = -lo * scale
-    extrema = img.getextrema()
+    extrema: Any = img.getextrema()  # (lo, hi) for mode L, one pair per band otherwise
     luts = []
     for lo, hi in (extrema,) if img.mode == "L" else extrema:
         if hi <= lo:

@@ -38,7 +38,7 @@ import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlparse
 
 import numpy as np
@@ -224,6 +224,8 @@ class DecodedImageDataset(torch.utils.data.Dataset):
             img, label = decode_image(row[self.image_column]), int(row[self.label_column])
         except _DECODE_ERRORS as e:
             self._fallback.record(index, e)
+            if self._fallback.sample is None:  # set in __init__; None only if the class is misused
+                raise RuntimeError("no fallback sample to replace an undecodable image with") from e
             img, label = self._fallback.sample
             img = img.copy()
         return (self.transform(img) if self.transform is not None else img), label
@@ -523,7 +525,7 @@ def load_image_data(
                                    f"(org/name) or a local path")
         input_size = 0  # unknown: taken from the model
 
-    train_name = _pick_split(splits, train_split, ("train",), source, required=True)
+    train_name = cast(str, _pick_split(splits, train_split, ("train",), source, required=True))  # raises, not None
     eval_name = _pick_split(splits, eval_split, ("test", "validation", "val", "valid"), source, required=False)
     features = splits[train_name].features
     if features is None:  # some streaming sources only know their features after a first row
@@ -539,7 +541,7 @@ def load_image_data(
         names = _label_names_from_values(splits[train_name], label_column, streaming)
 
     prepared = {}
-    for split in {train_name, eval_name} - {None}:
+    for split in [s for s in dict.fromkeys((train_name, eval_name)) if s is not None]:
         ds = splits[split]
         if isinstance(features.get(image_column), datasets.Image):
             ds = ds.cast_column(image_column, datasets.Image(decode=False))

@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from timm_dynmix.fileio import apply_umask, fsync_dir, fsync_tree, replace_dir
 from timm_dynmix.hub.card import CARD_NAME, PLOTS_DIR, EvalReport, as_eval_reports, write_card
@@ -58,7 +58,7 @@ def _check_model(model: Any) -> None:
             or not isinstance(getattr(model, "num_classes", None), int):
         raise TypeError("expected a timm model (from timm.create_model or timm_dynmix.create_model, with "
                         f"pretrained_cfg and num_classes), got {type(model).__name__}")
-    if model.num_classes <= 0:
+    if cast(Any, model).num_classes <= 0:
         raise ValueError(f"the model has no classifier (num_classes={model.num_classes}); save a classifier")
 
 

@@ -159,5 +159,5 @@ def unregister_timm() -> None:
     cls = getattr(importlib.import_module("timm.data"), "AugMixDataset", None)
     for name in ("__init__", "_set_transforms"):
         method = getattr(cls, name, None)
-        if getattr(method, _HOOK_ATTR, False):
+        if method is not None and getattr(method, _HOOK_ATTR, False):
             setattr(cls, name, method.__wrapped__)

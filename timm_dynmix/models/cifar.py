@@ -38,6 +38,8 @@ CIFAR_STD = (0.5, 0.5, 0.5)
 class _CifarNet(nn.Module):
     """timm's model interface on top of ``self.features`` (-> feature map) and ``self.fc``."""
 
+    features: nn.Sequential
+
     def __init__(self, num_features: int, num_classes: int, drop_rate: float, global_pool: str = "avg"):
         super().__init__()
         if global_pool != "avg":
@@ -303,6 +305,8 @@ class FastCifarNet(_CifarNet):
             ValueError: if ``images`` is not a 4-D batch with the stem's input channels and at least 2x2 pixels.
         """
         conv = self.features[0]
+        if not isinstance(conv, nn.Conv2d):
+            raise TypeError(f"init_whitening needs a Conv2d first layer, got {type(conv).__name__}")
         c = conv.in_channels
         if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != c or min(
                 images.shape[2:]) < 2:
@@ -314,7 +318,8 @@ class FastCifarNet(_CifarNet):
         eigvals, eigvecs = torch.linalg.eigh(cov)
         w = (eigvecs / torch.sqrt(eigvals.clamp_min(0) + eps)).T.reshape(c * 4, c, 2, 2)
         conv.weight.copy_(torch.cat([w, -w]).to(conv.weight.dtype))
-        conv.bias.zero_()
+        if conv.bias is not None:
+            conv.bias.zero_()
         conv.weight.requires_grad_(False)
 
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
@@ -351,7 +356,7 @@ CIFAR_MODELS: dict[str, tuple[type[_CifarNet], dict[str, Any], str]] = {
 default_cfgs = generate_default_cfgs({name: _cfg() for name in CIFAR_MODELS})
 
 
-def _create(variant: str, pretrained: bool = False, **kwargs: Any) -> _CifarNet:
+def _create(variant: str, pretrained: bool = False, **kwargs: Any) -> Any:  # the variant's class
     cls, arch_args, _ = CIFAR_MODELS[variant]
     return build_model_with_cfg(cls, variant, pretrained, **{**arch_args, **kwargs})
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from timm.data.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
@@ -27,7 +27,7 @@ class TransformersClassifier(nn.Module):
     def __init__(self, hf_model: nn.Module):
         super().__init__()
         self.hf_model = hf_model
-        self.num_classes = int(hf_model.config.num_labels)
+        self.num_classes = int(cast(Any, hf_model).config.num_labels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.hf_model(pixel_values=x).logits

@@ -289,7 +289,8 @@ def _pairs(num_frames: int, noise: bool, difficulty: int) -> tuple[np.ndarray, n
     if noise:
         j = np.arange(1, num_frames)
         return np.zeros_like(j), j
-    ref, new = [], []
+    ref: list[int] = []
+    new: list[int] = []
     for k in range(difficulty):
         frames = np.arange(k, num_frames, difficulty)
         ref.extend(frames[:-1])

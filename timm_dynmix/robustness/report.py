@@ -33,7 +33,7 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -510,8 +510,8 @@ _Reports = Sequence[str | os.PathLike] | Sequence[tuple[str, dict[str, Any]]]
 def _loaded(items: _Reports) -> list[tuple[str, dict[str, Any]]]:
     """``(label, report)`` pairs as they are, or report folders read with :func:`load_reports`."""
     if all(isinstance(i, tuple) for i in items):
-        return list(items)
-    return load_reports(items)
+        return list(cast(Sequence[tuple[str, dict[str, Any]]], items))
+    return load_reports(cast(Sequence[str | os.PathLike], items))
 
 
 def compare_reports(folders: _Reports, allow_diff: Sequence[str] = ()) -> str:
