@@ -547,7 +547,7 @@ def load_image_data(
             ds = ds.cast_column(image_column, datasets.Image(decode=False))
         prepared[split] = ds
     extra.update(splits=sorted(splits), train_split=train_name, eval_split=eval_name)
-    return ImageData(train=prepared[train_name], eval=prepared.get(eval_name), image_column=image_column,
+    return ImageData(train=prepared[train_name], eval=prepared[eval_name] if eval_name is not None else None, image_column=image_column,
                      label_column=label_column, label_names=names, source=source, provenance=provenance,
                      input_size=input_size, streaming=streaming, extra=extra)
 

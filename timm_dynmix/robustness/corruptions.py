@@ -349,19 +349,19 @@ def _stack(rngs: Sequence[np.random.Generator], draw: Callable[[np.random.Genera
     return np.stack([draw(g) for g in rngs])
 
 
-def gaussian_noise(img, c, rngs, table):
+def gaussian_noise(img: np.ndarray, c: Any, rngs: Sequence[np.random.Generator], table: str) -> np.ndarray:
     """x + N(0, c) in [0, 1]."""
     x = _unit64(img)
     return np.clip(x + _stack(rngs, lambda g: g.normal(0.0, c, size=img.shape[1:])), 0, 1) * 255
 
 
-def shot_noise(img, c, rngs, table):
+def shot_noise(img: np.ndarray, c: Any, rngs: Sequence[np.random.Generator], table: str) -> np.ndarray:
     """Poisson(x c) / c in [0, 1]."""
     x = _unit64(img)
     return np.clip(np.stack([g.poisson(x[i] * c) for i, g in enumerate(rngs)]) / c, 0, 1) * 255
 
 
-def impulse_noise(img, c, rngs, table):
+def impulse_noise(img: np.ndarray, c: Any, rngs: Sequence[np.random.Generator], table: str) -> np.ndarray:
     """Salt-and-pepper noise: each value (pixel and channel) is replaced with probability ``c``, by 1 or 0 with equal
     probability (scikit-image's ``random_noise(mode="s&p", amount=c)``)."""
     x = _unit64(img)
@@ -370,18 +370,18 @@ def impulse_noise(img, c, rngs, table):
     return np.where(hit, salt.astype(np.float64), x) * 255
 
 
-def speckle_noise(img, c, rngs, table):
+def speckle_noise(img: np.ndarray, c: Any, rngs: Sequence[np.random.Generator], table: str) -> np.ndarray:
     """x + x N(0, c) in [0, 1]."""
     x = _unit64(img)
     return np.clip(x + x * _stack(rngs, lambda g: g.normal(0.0, c, size=img.shape[1:])), 0, 1) * 255
 
 
-def gaussian_blur(img, c, rngs, table):
+def gaussian_blur(img: np.ndarray, c: Any, rngs: Sequence[np.random.Generator], table: str) -> np.ndarray:
     """Gaussian blur of standard deviation ``c`` pixels."""
     return np.clip(_gaussian(_unit64(img), c), 0, 1) * 255
 
 
-def glass_blur(img, c, rngs, table):
+def glass_blur(img: np.ndarray, c: Any, rngs: Sequence[np.random.Generator], table: str) -> np.ndarray:
     """Blur, then locally shuffle pixels by sequential random copies, then blur again.
 
     ``c = (sigma, max_delta, iterations)``: after a Gaussian blur (sigma) truncated to 8 bits, each iteration visits
@@ -454,7 +454,7 @@ def _disk(radius: float, alias_blur: float) -> np.ndarray:
     return cv2.GaussianBlur(kernel, ksize=ksize, sigmaX=alias_blur)
 
 
-def defocus_blur(img, c, rngs, table):
+def defocus_blur(img: np.ndarray, c: Any, rngs: Sequence[np.random.Generator], table: str) -> np.ndarray:
     """Convolution with a disk of radius ``c[0]`` (on a grid of at least 17 x 17), anti-aliased by a Gaussian."""
     import cv2
 
@@ -463,13 +463,13 @@ def defocus_blur(img, c, rngs, table):
     return np.clip(np.stack([cv2.filter2D(x[i], -1, kernel) for i in range(len(x))]), 0, 1) * 255
 
 
-def motion_blur(img, c, rngs, table):
+def motion_blur(img: np.ndarray, c: Any, rngs: Sequence[np.random.Generator], table: str) -> np.ndarray:
     """ImageMagick-style motion blur ``(radius, sigma)`` along an angle drawn from U(-45, 45) degrees."""
     radius, sigma = c
     return np.stack([_motion_blur_one(img[i], radius, sigma, g.uniform(-45, 45)) for i, g in enumerate(rngs)])
 
 
-def zoom_blur(img, c, rngs, table):
+def zoom_blur(img: np.ndarray, c: Any, rngs: Sequence[np.random.Generator], table: str) -> np.ndarray:
     """Mean of the image and its centre zooms by each factor of ``np.arange(*c)``."""
     x = _unit(img)
     zooms = np.arange(*c)
@@ -479,7 +479,7 @@ def zoom_blur(img, c, rngs, table):
     return np.clip((x + acc) / (len(zooms) + 1), 0, 1) * 255
 
 
-def snow(img, c, rngs, table):
+def snow(img: np.ndarray, c: Any, rngs: Sequence[np.random.Generator], table: str) -> np.ndarray:
     """Snow flakes: a thresholded, zoomed Gaussian layer motion-blurred downwards, over a whitened image.
 
     ``c = (loc, scale, zoom, threshold, blur_radius, blur_sigma, blend)``.
@@ -492,7 +492,7 @@ def snow(img, c, rngs, table):
     layers = _stack(rngs, lambda g: g.normal(loc, scale, size=(h, w)))
     layers = _clipped_zoom(layers, zoom)
     layers[layers < threshold] = 0
-    layers8 = np.uint8(np.clip(layers, 0, 1) * 255)
+    layers8 = (np.clip(layers, 0, 1) * 255).astype(np.uint8)
     flakes = np.stack([_motion_blur_one(layers8[i], radius, sigma, g.uniform(-135, -45))
                        for i, g in enumerate(rngs)])[..., None] / 255.0  # float64, as the original
     gray = np.stack([cv2.cvtColor(x[i], cv2.COLOR_RGB2GRAY) for i in range(n)])[..., None]
@@ -500,7 +500,7 @@ def snow(img, c, rngs, table):
     return np.clip(x + flakes + np.rot90(flakes, k=2, axes=(1, 2)), 0, 1) * 255
 
 
-def frost(img, c, rngs, table):
+def frost(img: np.ndarray, c: Any, rngs: Sequence[np.random.Generator], table: str) -> np.ndarray:
     """``c[0] * x + c[1] * frost`` (0-255), the frost a random crop of one of 5 textures (frost1..frost5)."""
     import cv2
 
@@ -520,7 +520,7 @@ def frost(img, c, rngs, table):
     return np.clip(out, 0, 255)
 
 
-def fog(img, c, rngs, table):
+def fog(img: np.ndarray, c: Any, rngs: Sequence[np.random.Generator], table: str) -> np.ndarray:
     """``(x + a * plasma) * max(x) / (max(x) + a)``, ``c = (a, wibbledecay)`` of the plasma fractal."""
     amount, decay = c
     h, w = img.shape[1:3]
@@ -537,7 +537,7 @@ _WATER = np.array([175, 238, 238], dtype=np.float32) / 255.0  # pale turquoise
 _MUD = np.array([63, 42, 20], dtype=np.float32) / 255.0  # brown
 
 
-def spatter(img, c, rngs, table):
+def spatter(img: np.ndarray, c: Any, rngs: Sequence[np.random.Generator], table: str) -> np.ndarray:
     """Water drops (mode 0: a pale-turquoise rim found from edges and a distance transform) or mud (mode 1).
 
     ``c = (loc, scale, sigma, threshold, intensity, mode)``: a liquid layer N(loc, scale), blurred (sigma),
@@ -553,7 +553,7 @@ def spatter(img, c, rngs, table):
     if mode == 0:
         out = np.empty_like(x)
         for i in range(len(x)):
-            layer = np.uint8(np.clip(liquid[i], 0, 1) * 255)
+            layer = (np.clip(liquid[i], 0, 1) * 255).astype(np.uint8)
             dist = cv2.distanceTransform(255 - cv2.Canny(layer, 50, 150), cv2.DIST_L2, 5)
             _, dist = cv2.threshold(dist, 20, 20, cv2.THRESH_TRUNC)
             dist = cv2.equalizeHist(cv2.blur(dist, (3, 3)).astype(np.uint8))
@@ -569,14 +569,14 @@ def spatter(img, c, rngs, table):
     return np.clip(x * (1 - m) + m * _MUD, 0, 1) * 255
 
 
-def contrast(img, c, rngs, table):
+def contrast(img: np.ndarray, c: Any, rngs: Sequence[np.random.Generator], table: str) -> np.ndarray:
     """``(x - mean) * c + mean`` with the per-image, per-channel mean."""
     x = _unit64(img)
     mean = x.mean(axis=(1, 2), keepdims=True)
     return np.clip((x - mean) * c + mean, 0, 1) * 255
 
 
-def brightness(img, c, rngs, table):
+def brightness(img: np.ndarray, c: Any, rngs: Sequence[np.random.Generator], table: str) -> np.ndarray:
     """HSV value + c (scikit-image colour conversions)."""
     from skimage.color import hsv2rgb, rgb2hsv
 
@@ -585,7 +585,7 @@ def brightness(img, c, rngs, table):
     return np.clip(hsv2rgb(hsv, channel_axis=-1), 0, 1) * 255
 
 
-def saturate(img, c, rngs, table):
+def saturate(img: np.ndarray, c: Any, rngs: Sequence[np.random.Generator], table: str) -> np.ndarray:
     """HSV saturation * c[0] + c[1]."""
     from skimage.color import hsv2rgb, rgb2hsv
 
@@ -594,7 +594,7 @@ def saturate(img, c, rngs, table):
     return np.clip(hsv2rgb(hsv, channel_axis=-1), 0, 1) * 255
 
 
-def jpeg_compression(img, c, rngs, table):
+def jpeg_compression(img: np.ndarray, c: Any, rngs: Sequence[np.random.Generator], table: str) -> np.ndarray:
     """A Pillow JPEG round trip at quality ``c``."""
     from PIL import Image
 
@@ -607,7 +607,7 @@ def jpeg_compression(img, c, rngs, table):
     return out
 
 
-def pixelate(img, c, rngs, table):
+def pixelate(img: np.ndarray, c: Any, rngs: Sequence[np.random.Generator], table: str) -> np.ndarray:
     """Box-downsample to ``int(size * c)`` and box-upsample back (Pillow)."""
     from PIL import Image
 
@@ -620,7 +620,7 @@ def pixelate(img, c, rngs, table):
     return out
 
 
-def elastic_transform(img, c, rngs, table):
+def elastic_transform(img: np.ndarray, c: Any, rngs: Sequence[np.random.Generator], table: str) -> np.ndarray:
     """A random affine warp of 3 points, then a smooth random displacement field.
 
     ``c = (alpha, sigma, affine)`` in pixels at the reference size (scaled by ``min(H, W) / reference``): the points
@@ -634,9 +634,9 @@ def elastic_transform(img, c, rngs, table):
     f = min(h, w) / REFERENCE_SIZE[table]
     alpha, sigma, affine = (v * f for v in c)
     x = _unit(img)
-    center = np.float32([h, w]) // 2
+    center = np.array([h, w], dtype=np.float32) // 2
     size = min(h, w) // 3
-    pts1 = np.float32([center + size, [center[0] + size, center[1] - size], center - size])
+    pts1 = np.array([center + size, [center[0] + size, center[1] - size], center - size], dtype=np.float32)
     yy, xx = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
     out = np.empty_like(x)
     for i, g in enumerate(rngs):

@@ -331,7 +331,7 @@ def resolve_classes(names: Sequence[str], model_labels: Sequence[str] | None = N
         pos = {n: i for i, n in enumerate(model_labels)}
         return {n: pos[n] for n in names}
     if num_classes == 1000 and all(_WNID.match(n) for n in names):
-        from timm.data import ImageNetInfo
+        from timm.data.imagenet_info import ImageNetInfo
 
         wnids = ImageNetInfo().label_names()
         pos = {n: i for i, n in enumerate(wnids)}
