@@ -27,6 +27,7 @@ commit, the exact commands and the resolved configuration that produced it::
     python benchmarks/robustness_cifar10.py --arms standard,standard_whitened_stem --seeds 0
     python benchmarks/robustness_cifar10.py --list                  # the plan and what is done
     python benchmarks/robustness_cifar10.py --summary               # tables from the finished result files
+    python benchmarks/robustness_cifar10.py --cards                 # hub_cards/: cards of the top three arms
 
 Arms, in priority order (``--priority a,s`` selects groups):
 
@@ -43,9 +44,11 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
 import os
 import platform
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -60,6 +63,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CIFAR10 = ROOT.parent / "shared" / "data" / "cifar10"
 RESULTS = ROOT / "benchmarks" / "results" / "robustness_cifar10_v2"
 RECIPE = ROOT / "examples" / "configs" / "cifar10_fast_cpu.yaml"
+CARDS = ROOT / "hub_cards"
 DEFAULT_WORK_DIR = (Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "timm-dynmix"
                     / "robustness_cifar10_v2")
 FAMILIES = ("noise", "blur", "weather", "digital")
@@ -451,6 +455,86 @@ def _diff(a: list[dict[str, Any]], b: list[dict[str, Any]], key: str) -> str:
     return f"{statistics.mean(va) - statistics.mean(vb):+.2f}, seed std {spread[0]} / {spread[1]}"
 
 
+# ---- push-ready cards ----------------------------------------------------------------------------------------------
+def rank_methods(by_arm: dict[str, list[dict[str, Any]]], allow_diff: list[str] = ()) -> list[str]:
+    """Group-a arms with results, best first: mean CIFAR-10-C error over their seeds, then mean -C-bar error.
+
+    The runs are checked first (:func:`check_runs`): a ranking of runs that trained differently is refused."""
+    names = [n for n in METHODS if by_arm.get(n)]
+    check_runs(by_arm, names, list(allow_diff))
+
+    def key(n: str) -> tuple[float, float]:
+        cbar = _values(by_arm[n], "cbar_error")
+        return statistics.mean(_values(by_arm[n], "corruption_error")), statistics.mean(cbar) if cbar else math.inf
+
+    return sorted(names, key=key)
+
+
+def card_name(result: dict[str, Any]) -> str:
+    """The card folder (and suggested Hub repo) name, timm style: ``<model>.<arm>_cifar10``."""
+    return f"{result.get('model') or 'model'}.{result['arm']}_cifar10"
+
+
+def write_cards(study: Study, by_arm: dict[str, list[dict[str, Any]]], out: Path, top: int = 3,
+                with_weights: bool = False, allow_diff: list[str] = ()) -> list[Path]:
+    """For the best seed (lowest CIFAR-10-C error) of each of the ``top`` best group-a arms, write a push-ready folder
+    ``out/<model>.<arm>_cifar10/``: the model card (made by the project's card code from the run's ``config.json``,
+    ``results.json`` and its CIFAR-10-C and -C-bar reports: model-index with clean, C and C-bar results, the resolved
+    configuration as ``training_config``), ``config.json``, and ``study_record.json`` (the study's result file: the
+    exact commands, commits and figures). The weights are copied only with ``with_weights`` (they are not committed:
+    this command regenerates them from the run folder, or the recorded training command retrains the run).
+
+    Raises:
+        FileNotFoundError: a chosen run's folder (weights, config or reports) is gone; the message gives the command
+            that retrains it.
+    """
+    from timm_dynmix.hub.card import write_card
+
+    written = []
+    for name in rank_methods(by_arm, allow_diff)[:top]:
+        best = min(by_arm[name], key=lambda r: (r["corruption_error"], r["seed"]))
+        run = study.run_dir(name, best["seed"])
+        reports = [run / _eval_folder(s) for s in ("c", "c-bar") if (run / _eval_folder(s) / "report.json").is_file()]
+        needed = [run / "config.json", run / "results.json", *([run / "model.safetensors"] if with_weights else [])]
+        missing = [str(p.name) for p in needed if not p.is_file()] + ([] if reports else ["eval reports"])
+        if missing:
+            raise FileNotFoundError(
+                f"{_display(str(run))} lacks {', '.join(missing)}: retrain and evaluate it with "
+                f"`python benchmarks/robustness_cifar10.py --arms {name} --seeds {best['seed']}` "
+                f"(recorded training command: {(best.get('commands') or {}).get('train', 'not recorded')})")
+        folder = out / card_name(best)
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(run / "config.json", folder / "config.json")
+        results = json.loads((run / "results.json").read_text())
+        write_card(folder, results=results, eval_reports=reports)
+        record = {k: v for k, v in best.items() if k != "study_command"}
+        record["weights"] = ("not committed: `python benchmarks/robustness_cifar10.py --cards --with-weights` copies "
+                             "them from the run folder, or retrain with commands.train (same seed)")
+        _write_json(folder / "study_record.json", record)
+        if with_weights:
+            tmp = folder / "model.safetensors.tmp"
+            shutil.copyfile(run / "model.safetensors", tmp)
+            os.replace(tmp, folder / "model.safetensors")
+        written.append(folder)
+    index = ["# Push-ready model cards from study v2", "",
+             "Made by `python benchmarks/robustness_cifar10.py --cards` from the study's result files: for the best "
+             "seed (lowest CIFAR-10-C error) of each of the best arms (mean CIFAR-10-C error over seeds). Each folder "
+             "holds the model card, `config.json` and `study_record.json` (exact commands, commits, resolved "
+             "configuration, figures). The weights are not committed: `--cards --with-weights` copies them in from "
+             "the run folder (or retrain with the recorded command), then `timm-dynmix push hub_cards/<folder> "
+             "<org>/<folder>`.", "",
+             "| folder | arm | seed | clean error (%) | CIFAR-10-C error (%) | CIFAR-10-C-bar error (%) |",
+             "|---|---|---:|---:|---:|---:|"]
+    for folder in written:
+        r = json.loads((folder / "study_record.json").read_text())
+        cbar = "-" if r.get("cbar_error") is None else f"{r['cbar_error']:.2f}"
+        index.append(f"| `{folder.name}` | {r['label']} | {r['seed']} | {r['clean_error']:.2f} | "
+                     f"{r['corruption_error']:.2f} | {cbar} |")
+    if written:
+        (out / "README.md").write_text("\n".join(index) + "\n")
+    return written
+
+
 def c_vs_cbar_plot(by_arm: dict[str, list[dict[str, Any]]], path: Path) -> Path | None:
     """One figure a user reads in five seconds: CIFAR-10-C error against -C-bar error per arm, seed spread as bars."""
     arms = [n for n in by_arm if _values(by_arm[n], "corruption_error") and _values(by_arm[n], "cbar_error")]
@@ -500,16 +584,32 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--list", action="store_true", help="print the plan and what is done, run nothing")
     p.add_argument("--summary", action="store_true",
                    help="write summary.md and the C vs C-bar plot from the result files, run nothing")
+    p.add_argument("--cards", action="store_true",
+                   help="write push-ready model cards for the best seed of the top arms into --cards-dir, run nothing")
+    p.add_argument("--cards-dir", default=str(CARDS), help="where --cards writes (default: hub_cards/)")
+    p.add_argument("--top", type=int, default=3, help="with --cards: how many arms (default: %(default)s)")
+    p.add_argument("--with-weights", action="store_true",
+                   help="with --cards: also copy model.safetensors from the run folders (not committed)")
     p.add_argument("extra_train_args", nargs="*", help="after --: extra flags for every training run")
     args = p.parse_args(argv)
     args.argv = argv
     unknown = [n for n in (args.arms or "").split(",") if n and n not in ARM_BY_NAME]
     if unknown:
         p.error(f"unknown arm(s) {', '.join(unknown)}; known: {', '.join(ARM_BY_NAME)}")
+    if args.top < 1:
+        p.error(f"--top must be >= 1, got {args.top}")
     bad = set(args.priority.split(",")) - set(GROUPS)
     if bad:
         p.error(f"--priority takes groups {', '.join(GROUPS)}; got {', '.join(sorted(bad))}")
     study = Study(args)
+    if args.cards:
+        folders = write_cards(study, load_results(study.results), Path(args.cards_dir), args.top, args.with_weights,
+                              args.allow_diff)
+        for folder in folders:
+            print(f"wrote {_display(str(folder))}")
+        if not folders:
+            print("no finished group-a results yet: nothing to write")
+        return 0
     if args.summary:
         by_arm = load_results(study.results)
         text = summary_markdown(by_arm, args.allow_diff)  # raises IncomparableRunsError on unequal runs

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "robustness_cifar10.py"
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location("robustness_cifar10", SCRIPT)
+def _load(path: Path = SCRIPT, name: str = "robustness_cifar10"):
+    spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod  # dataclasses look their module up
     spec.loader.exec_module(mod)
@@ -155,3 +158,33 @@ def test_tiny_study_end_to_end_and_resume(tmp_path):
     assert {p: p.stat().st_mtime_ns for p in (work / "runs").rglob("results.json")} == stamps
     assert study.main(["--results-dir", str(results), "--work-dir", str(work), "--summary"]) == 0
     assert "| DynMix + JSD (paper) | 0 |" in (results / "summary.md").read_text()  # the configurations checked
+    # push-ready cards for the top arms (here both), weights copied in, then pushed to a loopback Hub as a user would
+    cards = tmp_path / "cards"
+    assert study.main(["--results-dir", str(results), "--work-dir", str(work), "--cards", "--cards-dir", str(cards),
+                       "--top", "2", "--with-weights"]) == 0
+    folders = sorted(p.name for p in cards.iterdir() if p.is_dir())
+    assert folders == ["resnet8_cifar.dynmix_jsd_cifar10", "resnet8_cifar.standard_cifar10"]
+    card = (cards / folders[0] / "README.md").read_text()
+    front = yaml.safe_load(card.split("---")[1])
+    results_index = front["model-index"][0]["results"]
+    assert {r["dataset"]["name"] for r in results_index} >= {"tiny"}  # clean accuracy on the test split
+    assert any(r["dataset"]["name"].endswith("-C") for r in results_index)  # the corruption benchmark
+    assert front["training_config"]["aug"].startswith("dynmix-") and front["training_config"]["stem"] == "learned"
+    record = json.loads((cards / folders[0] / "study_record.json").read_text())
+    assert record["commands"]["train"] == r["commands"]["train"] and record["resolved_config"] == r["resolved_config"]
+    index = (cards / "README.md").read_text()
+    assert "| `resnet8_cifar.dynmix_jsd_cifar10` | DynMix + JSD (paper) | 0 |" in index
+    for path in cards.rglob("*"):  # nothing of this machine in what would be committed
+        if path.is_file() and path.suffix in (".md", ".json"):
+            assert str(tmp_path) not in path.read_text(), path
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING"))}
+    hub_server = _load(SCRIPT.parents[1] / "tests" / "hub" / "hub_server.py", "hub_server")
+    with hub_server.LoopbackHub() as hub:
+        env.update(HF_ENDPOINT=hub.url, HF_TOKEN="hf_FAKEcardsTOKEN0123456789abcdefXYZ", HF_HUB_OFFLINE="0",
+                   HF_HOME=str(tmp_path / "home"), NO_PROXY="127.0.0.1,localhost")
+        proc = subprocess.run([sys.executable, "-m", "timm_dynmix.cli", "push", str(cards / folders[0]),
+                               f"org/{folders[0]}"], env=env, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        pushed = hub.files(f"org/{folders[0]}")
+        assert pushed["model.safetensors"] == (work / "runs" / "dynmix_jsd_seed0" / "model.safetensors").read_bytes()
+        assert "model-index" in pushed["README.md"].decode()
