@@ -330,8 +330,17 @@ def summarize_run(arm: Arm, seed: int, results: dict[str, Any], reports: dict[st
         "train_images_per_s": results.get("train_samples_per_s"),
         "benchmark": c.get("dataset"), "benchmark_cbar": cbar.get("dataset") if cbar else None,
         "published": arm.published or None,
-        "resolved_config": results.get("resolved"),
+        "resolved_config": _displayed_paths(results.get("resolved")),
     }
+
+
+def _displayed_paths(resolved: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The resolved configuration with its local paths as :func:`_display` shows them (relative or ``~/``): the
+    result files are committed. Paths are bookkeeping fields, never compared."""
+    if resolved is None:
+        return None
+    return {k: _display(v) if k in ("output_dir", "data_dir", "resume") and isinstance(v, str) else v
+            for k, v in resolved.items()}
 
 
 def _pct_err(top1: float | None) -> float | None:
