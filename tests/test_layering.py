@@ -160,3 +160,20 @@ def test_layer_check_finds_climbs_and_old_paths(tmp_path):
     assert "timm_dynmix.cli.train (layer cli" in found[3]
     with pytest.raises(ValueError, match=r"'timm_dynmix\.nowhere' is in no layer"):
         layer_of("timm_dynmix.nowhere")
+
+
+def test_names_moved_down_keep_their_old_homes():
+    # what moved down to end a climb is still importable from where it was, as the same object
+    import timm_dynmix.cli.train as cli_train
+    import timm_dynmix.train as train
+    from timm_dynmix import errors, hub
+    from timm_dynmix.augment import timm_aug
+    from timm_dynmix.data import transforms_factory
+    from timm_dynmix.models import load
+    from timm_dynmix.train import command
+
+    assert train.add_arguments is cli_train.add_arguments is command.add_arguments
+    assert train.run is cli_train.run is command.run
+    assert hub.create_model is load.create_model and hub.check_weights_file is load.check_weights_file
+    assert hub.HubError is errors.HubError and hub.WeightsError is errors.WeightsError
+    assert transforms_factory._timm_augmentation is timm_aug.timm_augmentation
