@@ -110,7 +110,7 @@ def compute_limit(model_name: str, batch_size: int, steps: int, precision: str, 
 
 def write_image_folder(root: Path, n_train: int, n_val: int, data: dict) -> None:
     """The trainer's training subset (and a few test images) as PNG files in timm's train/validation layout."""
-    from timm_dynmix.image_data import decode_image, load_image_data
+    from timm_dynmix.data.datasets import decode_image, load_image_data
 
     loaded = load_image_data(data["dataset"], data_dir=data.get("data_dir"))
     for split, ds, n in (("train", loaded.train, n_train), ("validation", loaded.eval, n_val)):

@@ -228,12 +228,24 @@ def test_lazy_exports_import_on_first_use_and_cache(monkeypatch):
         package.dumps  # noqa: B018
 
 
-def test_old_module_paths_are_the_new_modules():
+def test_old_module_paths_are_the_new_modules(monkeypatch):
     import importlib
+    import re
+    import warnings
 
     for old, new in MOVED.items():
-        assert importlib.import_module(old) is importlib.import_module(new), old
+        monkeypatch.delitem(sys.modules, old, raising=False)  # imported by an earlier test: import it afresh
+        with pytest.warns(DeprecationWarning) as record:
+            module = importlib.import_module(old)
+        assert module is importlib.import_module(new), old
         assert importlib.import_module(new).__spec__.name == new  # the alias does not rename the module
+        ours = [w for w in record if str(w.message).startswith(f"{old} is deprecated")]
+        assert len(ours) == 1, [str(w.message) for w in record]
+        assert re.search(rf"; import {re.escape(new)} instead", str(ours[0].message)), ours[0].message
+        assert ours[0].filename == __file__  # the warning points at the importing line, not at the import system
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert importlib.import_module(old) is module  # once: later imports find it in sys.modules, silently
     from timm_dynmix import timm_train
     from timm_dynmix.integrations import timm_train as launcher
 

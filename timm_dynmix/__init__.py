@@ -40,9 +40,9 @@ _EXPORTS = _lazy.exports({
     "timm_dynmix.integrations.timm": ("register_timm", "unregister_timm"),
     "timm_dynmix.rng": ("derive_seed", "sample_rng", "seeded"),
     "timm_dynmix.hub.save": ("save_pretrained",),
-    "timm_dynmix.hub.load": ("create_model", "check_weights_file"),
+    "timm_dynmix.models.load": ("create_model", "check_weights_file"),
     "timm_dynmix.hub.push": ("push_to_hub",),
-    "timm_dynmix.hub.errors": ("HubError", "WeightsError"),
+    "timm_dynmix.errors": ("HubError", "WeightsError"),
     "timm_dynmix.hub.card": ("EvalReport", "load_eval_report", "render_card", "write_card"),
     "timm_dynmix.robustness.corruptions": ("CORRUPTIONS", "EXTRA_CORRUPTIONS", "ALL_CORRUPTIONS", "CORRUPTION_GROUPS",
                                            "corrupt"),
@@ -117,15 +117,15 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real names
     from timm_dynmix.data.sampler import subset_indices
     from timm_dynmix.data.transforms_factory import create_transform
     from timm_dynmix.data.views import DynMixDataset, DynMixViews, collate_splits
+    from timm_dynmix.errors import HubError, WeightsError
     from timm_dynmix.hub.card import EvalReport, load_eval_report, render_card, write_card
-    from timm_dynmix.hub.errors import HubError, WeightsError
-    from timm_dynmix.hub.load import check_weights_file, create_model
     from timm_dynmix.hub.push import push_to_hub
     from timm_dynmix.hub.save import save_pretrained
     from timm_dynmix.integrations.timm import register_timm, unregister_timm
     from timm_dynmix.integrations.timm_train import launch as launch_timm_train
     from timm_dynmix.integrations.timm_train import rewrite_args as rewrite_timm_train_args
     from timm_dynmix.loss import JsdLoss, TimmJsdCrossEntropy, js_divergence
+    from timm_dynmix.models.load import check_weights_file, create_model
     from timm_dynmix.rng import derive_seed, sample_rng, seeded
     from timm_dynmix.robustness.corruptions import (
         ALL_CORRUPTIONS,

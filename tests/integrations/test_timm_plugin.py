@@ -58,7 +58,7 @@ def test_create_transform_builds_dynmix(hook):
 
 def test_op_set_follows_timms_image_size(hook):
     """Without an ``o`` key the hook picks the op set from the size timm builds for; an explicit ``o`` is kept."""
-    from timm_dynmix.ops import OP_SETS
+    from timm_dynmix.augment.ops import OP_SETS
 
     def dynmix_of(size: int, aug: str) -> DynamicMixup:
         return next(s for s in create_transform(size, is_training=True, auto_augment=aug).transforms

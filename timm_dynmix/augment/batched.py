@@ -54,9 +54,9 @@ import torch.nn.functional as F
 from timm.data.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from torch import nn
 
-from timm_dynmix.config import DynMixConfig, parse_config
-from timm_dynmix.ops import MIN_LEVEL, OPS
-from timm_dynmix.transforms import MixParams
+from timm_dynmix.augment.config import DynMixConfig, parse_config
+from timm_dynmix.augment.dynmix import MixParams
+from timm_dynmix.augment.ops import MIN_LEVEL, OPS
 
 __all__ = ["DynamicMixupBatch", "BatchParams", "apply_op", "MIN_SIZE"]
 

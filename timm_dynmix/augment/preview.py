@@ -137,7 +137,7 @@ def _aug_rows(img: Image.Image, aug: str, rows: int, seed: int) -> list[list[tup
                                           for k, v in enumerate(views)]])
         return out
     from timm_dynmix.augment.baselines import create_baseline
-    from timm_dynmix.data.transforms_factory import _timm_augmentation
+    from timm_dynmix.augment.timm_aug import timm_augmentation as _timm_augmentation
 
     small = max(rgb.size) <= 64
     ours = create_baseline(aug, small, output="pil")

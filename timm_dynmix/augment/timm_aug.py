@@ -6,17 +6,18 @@ a value, sections without a digit are skipped, ``rand-t<name>`` with an unknown 
 and no value is range-checked. So ``augmix-foo`` trains plain AugMix and ``augmix-m3-w0`` mixes zero chains (black
 images blended in: darker training images), without a word. :func:`validate_timm_aug` accepts what timm would parse,
 with every value in a range where it does what the key says, and raises ``ValueError`` naming the bad section
-otherwise. :func:`parse_timm_aug` returns the parsed settings.
+otherwise. :func:`parse_timm_aug` returns the parsed settings; :func:`timm_augmentation` builds timm's transform.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["validate_timm_aug", "parse_timm_aug", "is_timm_aug", "TIMM_AA_POLICIES", "TIMM_RAND_TRANSFORM_SETS"]
+__all__ = ["validate_timm_aug", "parse_timm_aug", "is_timm_aug", "timm_augmentation", "TIMM_AA_POLICIES",
+           "TIMM_RAND_TRANSFORM_SETS"]
 
 TIMM_AA_POLICIES = ("original", "originalr", "v0", "v0r", "3a")  # timm's auto_augment_policy names
 TIMM_RAND_TRANSFORM_SETS = ("weights", "3a", "3aw")  # rand-t<name>: timm's rand_augment_choices
@@ -151,3 +152,36 @@ def is_timm_aug(aug: object) -> bool:
 def validate_timm_aug(aug: str) -> None:
     """Check a timm auto-augment string (see :func:`parse_timm_aug`); raise ``ValueError`` naming the bad part."""
     parse_timm_aug(aug)
+
+
+def timm_augmentation(aug: str, size: tuple[int, int], mean: Sequence[float], interpolation: str) -> Callable:
+    """timm's own augmentation for a timm config string, with the hparams timm's train transforms use.
+
+    Used by :func:`timm_dynmix.data.transforms_factory.create_transform` and by the preview (imports timm on use).
+    """
+    from timm.data.auto_augment import augment_and_mix_transform, auto_augment_transform, rand_augment_transform
+    from timm.data.transforms import str_to_pil_interp
+
+    from timm_dynmix.augment.baselines import TIMM_AUGMIX
+
+    if aug == TIMM_AUGMIX[0]:
+        aug = TIMM_AUGMIX[1]
+    if is_timm_aug(aug):
+        validate_timm_aug(aug)  # timm itself skips unknown sections and accepts any value
+    aug = aug.replace("-d-1", "") if aug.startswith("augmix-") else aug  # d-1: timm's default depth, not its syntax
+    hparams: dict[str, Any] = {"translate_const": int(min(size) * 0.45),
+                               "img_mean": tuple(min(255, round(255 * x)) for x in mean)}
+    if interpolation and interpolation != "random":
+        hparams["interpolation"] = str_to_pil_interp(interpolation)
+    try:
+        if aug.startswith("rand"):
+            return rand_augment_transform(aug, hparams)
+        if aug.startswith("augmix"):
+            hparams["translate_pct"] = 0.3
+            return augment_and_mix_transform(aug, hparams)
+        return auto_augment_transform(aug, hparams)
+    except (AssertionError, KeyError, ValueError) as e:
+        raise ValueError(f"unknown augmentation {aug!r}: expected 'none', 'dynmix[-...]', 'augmix' "
+                         f"('augmix_official-...'), 'augmix-timm', 'autoaugment[-cifar10|-imagenet]', "
+                         f"'random-autoaugment' or a timm auto-augment string ('rand-m9-mstd0.5', 'augmix-m3-w3', "
+                         f"'original', 'v0', ...); timm said: {e!r}") from None

@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``timm-dynmix push``."""
-    from timm_dynmix.hub.errors import endpoint_url
+    from timm_dynmix.errors import endpoint_url
     from timm_dynmix.hub.push import push_to_hub
 
     info = push_to_hub(args.output_dir, args.repo_id, private=args.private, revision=args.revision,

@@ -19,6 +19,7 @@ from torchvision import transforms
 from timm_dynmix.augment.config import SMALL_IMAGE_MAX, DynMixConfig, is_dynmix, parse_config
 from timm_dynmix.augment.dynmix import DynamicMixup
 from timm_dynmix.augment.ops import SUPPORTED_MODES
+from timm_dynmix.augment.timm_aug import timm_augmentation as _timm_augmentation
 from timm_dynmix.data.views import DynMixViews
 
 __all__ = ["create_transform", "CheckImage", "SMALL_IMAGE_MAX"]
@@ -168,33 +169,3 @@ def create_transform(
     if separate:
         return base_t, secondary, final
     return transforms.Compose(base + [secondary, final])
-
-
-def _timm_augmentation(aug: str, size: tuple[int, int], mean: Sequence[float], interpolation: str) -> Callable:
-    """timm's own augmentation for a timm config string, with the hparams timm's train transforms use."""
-    from timm.data.auto_augment import augment_and_mix_transform, auto_augment_transform, rand_augment_transform
-
-    from timm_dynmix.augment.baselines import TIMM_AUGMIX
-    from timm_dynmix.augment.timm_aug import is_timm_aug, validate_timm_aug
-
-    if aug == TIMM_AUGMIX[0]:
-        aug = TIMM_AUGMIX[1]
-    if is_timm_aug(aug):
-        validate_timm_aug(aug)  # timm itself skips unknown sections and accepts any value
-    aug = aug.replace("-d-1", "") if aug.startswith("augmix-") else aug  # d-1: timm's default depth, not its syntax
-    hparams: dict[str, Any] = {"translate_const": int(min(size) * 0.45),
-                               "img_mean": tuple(min(255, round(255 * x)) for x in mean)}
-    if interpolation and interpolation != "random":
-        hparams["interpolation"] = str_to_pil_interp(interpolation)
-    try:
-        if aug.startswith("rand"):
-            return rand_augment_transform(aug, hparams)
-        if aug.startswith("augmix"):
-            hparams["translate_pct"] = 0.3
-            return augment_and_mix_transform(aug, hparams)
-        return auto_augment_transform(aug, hparams)
-    except (AssertionError, KeyError, ValueError) as e:
-        raise ValueError(f"unknown augmentation {aug!r}: expected 'none', 'dynmix[-...]', 'augmix' "
-                         f"('augmix_official-...'), 'augmix-timm', 'autoaugment[-cifar10|-imagenet]', "
-                         f"'random-autoaugment' or a timm auto-augment string ('rand-m9-mstd0.5', 'augmix-m3-w3', "
-                         f"'original', 'v0', ...); timm said: {e!r}") from None

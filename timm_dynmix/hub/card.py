@@ -48,7 +48,6 @@ from typing import Any
 
 from timm_dynmix.augment.config import parse_config
 from timm_dynmix.fileio import fsync_dir, fsync_tree, read_json, replace_dir
-from timm_dynmix.hub.load import requires_timm_dynmix
 from timm_dynmix.hub.summary import (
     as_mapping,
     augmentation_summary,
@@ -57,6 +56,7 @@ from timm_dynmix.hub.summary import (
     slug,
     stopped_early,
 )
+from timm_dynmix.models.load import requires_timm_dynmix
 from timm_dynmix.robustness.readers import BENCHMARK_NAMES
 from timm_dynmix.version import __version__
 

@@ -1,5 +1,5 @@
 """Publishing: :func:`push_to_hub` uploads a saved model folder in one commit; every failure is one
-:class:`~timm_dynmix.hub.errors.HubError` and no local file is touched. The token comes from ``HF_TOKEN`` or the
+:class:`~timm_dynmix.errors.HubError` and no local file is touched. The token comes from ``HF_TOKEN`` or the
 ``hf auth login`` store only.
 """
 
@@ -9,8 +9,8 @@ import json
 import os
 from pathlib import Path
 
+from timm_dynmix.errors import HubError, endpoint_url, failure_reason, scrub_token
 from timm_dynmix.hub.card import CARD_NAME, PLOTS_DIR, REPO_ID_PLACEHOLDER, validate_card
-from timm_dynmix.hub.errors import HubError, endpoint_url, failure_reason, scrub_token
 from timm_dynmix.hub.save import CONFIG_NAME, WEIGHTS_NAME
 from timm_dynmix.version import __version__
 

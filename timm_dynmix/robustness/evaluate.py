@@ -58,7 +58,7 @@ logger = logging.getLogger(__name__)
 
 # ---- model -------------------------------------------------------------------------------------------------------
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    from timm_dynmix.hub.load import check_weights_file
+    from timm_dynmix.models.load import check_weights_file
 
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
@@ -80,7 +80,7 @@ def load_eval_model(name: str, checkpoint: str | os.PathLike | None = None) -> t
     """A classifier in eval mode: ``timm_dynmix.create_model(name, pretrained=True)``, or with ``checkpoint`` (a raw
     state dict, ``.pth``/``.pt``/``.safetensors``) the architecture ``name`` with those weights (the classifier is
     resized to the checkpoint's number of classes)."""
-    from timm_dynmix.hub import create_model
+    from timm_dynmix.models.load import create_model
 
     if checkpoint is None:
         model = create_model(name, pretrained=True)

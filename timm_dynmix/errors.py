@@ -1,4 +1,9 @@
-"""Hugging Face Hub failures as one :class:`HubError` with a reason and a remedy, for loading and pushing."""
+"""Hugging Face Hub failures as one :class:`HubError` with a reason and a remedy, for loading and pushing; a broken
+weights file as :class:`WeightsError`.
+
+Model loading (:mod:`timm_dynmix.models.load`) and the Hub (:mod:`timm_dynmix.hub`) both raise them, so they live in
+the core, below both (formerly ``timm_dynmix.hub.errors``, an alias of this module now). Imports nothing heavy.
+"""
 
 from __future__ import annotations
 

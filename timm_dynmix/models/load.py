@@ -1,4 +1,10 @@
-"""Loading checkpoints: :func:`create_model`, and which architectures need ``import timm_dynmix`` to load."""
+"""Making models and reading weights: :func:`create_model`, :func:`check_weights_file`, and which architectures need
+``import timm_dynmix`` to load.
+
+Training, evaluation and the Hub all make models from a name (``"wrn40_2"``, ``"hf-hub:org/name"``,
+``"local-dir:PATH"``), so this lives in the models layer, below them; ``timm_dynmix.hub`` re-exports the names
+(formerly ``timm_dynmix.hub.load``, an alias of this module now).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from timm_dynmix.hub.errors import HubError, WeightsError, endpoint_url, failure_reason, scrub_token
+from timm_dynmix.errors import HubError, WeightsError, endpoint_url, failure_reason, scrub_token
 
 __all__ = ["create_model", "register_architectures", "requires_timm_dynmix", "check_weights_file"]
 
