@@ -136,7 +136,7 @@ def test_python_blocks_run_verbatim(reader_folder, tmp_path):
                                 for name in ("config.json", "model.safetensors", "README.md")})
         env = {**keep, "PYTHONPATH": str(ROOT), "HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": "0",
                "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf-home"), "NO_PROXY": "127.0.0.1,localhost",
-               "CUDA_VISIBLE_DEVICES": "", "TQDM_DISABLE": "1"}
+               "CUDA_VISIBLE_DEVICES": "", "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}  # 1 thread: a shared CPU
         proc = subprocess.run([sys.executable, "-c", RUNNER], input=json.dumps(run), capture_output=True, text=True,
                               cwd=cwd, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
