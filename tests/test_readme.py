@@ -73,15 +73,21 @@ def _continued(code: str, python_blocks: list[tuple[int, str]]) -> int | None:
 
 
 RUNNER = """
-import json, sys, time, traceback
+import json, sys, time, traceback, warnings
 failures, namespaces, seconds = {}, {}, {}
 for line, code, parent in json.loads(sys.stdin.read()):
     namespace = namespaces[line] = namespaces[parent] if parent else {"__name__": "__readme__"}
     start = time.perf_counter()
-    try:
-        exec(compile(code, f"README.md:{line}", "exec"), namespace)
-    except BaseException:
-        failures[line] = traceback.format_exc()[-3000:]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DeprecationWarning)
+        try:
+            exec(compile(code, f"README.md:{line}", "exec"), namespace)
+        except BaseException:
+            failures[line] = traceback.format_exc()[-3000:]
+    ours = [str(w.message) for w in caught if issubclass(w.category, DeprecationWarning)
+            and str(w.message).startswith("timm_dynmix") and "deprecated" in str(w.message)]
+    if ours and line not in failures:  # README shows the current names
+        failures[line] = "uses what timm-dynmix deprecates: " + "; ".join(ours)
     seconds[line] = round(time.perf_counter() - start, 1)
 print(json.dumps({"failures": failures, "seconds": seconds}))
 """
