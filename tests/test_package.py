@@ -179,7 +179,9 @@ print(after_import, sorted(m for m in {HEAVY!r} if m in sys.modules), "usage: ti
 
 
 @pytest.mark.parametrize("order", ["import timm, timm_dynmix", "import timm_dynmix, timm",
-                                   "import timm_dynmix.data, timm"])
+                                   "import timm_dynmix.data, timm",
+                                   # transformers looks timm up (find_spec) before importing it
+                                   "import importlib.util, timm_dynmix; importlib.util.find_spec('timm'); import timm"])
 def test_timm_architectures_registered_in_either_import_order(order):
     out = _run(f"{order}\nimport sys, timm\nprint(timm.is_model('wrn40_2'), 'timm_dynmix.models' in sys.modules)")
     assert out.returncode == 0 and out.stdout.split() == ["True", "True"], out.stdout + out.stderr[-2000:]

@@ -42,18 +42,28 @@ class _ThenRegister(importlib.abc.Loader):
             module.__spec__.loader = self._loader
         module.__loader__ = self._loader  # timm sees its own loader (resources etc.)
         self._loader.exec_module(module)
+        sys.meta_path[:] = [finder for finder in sys.meta_path if not isinstance(finder, _AfterTimm)]  # done
         _register()
 
 
 class _AfterTimm(importlib.abc.MetaPathFinder):
-    """Finds ``timm`` through the other finders and wraps its loader; removes itself on first use."""
+    """Finds ``timm`` through the other finders and wraps its loader; removed once timm is imported.
+
+    A lookup that imports nothing (``importlib.util.find_spec("timm")``, as transformers does to see whether timm is
+    installed) leaves the finder in place for the import that follows.
+    """
+
+    def __init__(self) -> None:
+        self._looking = False
 
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
-        if fullname != "timm":
+        if fullname != "timm" or self._looking or "timm" in sys.modules:
             return None
-        if self in sys.meta_path:
-            sys.meta_path.remove(self)
-        spec = importlib.util.find_spec("timm")
+        self._looking = True  # the lookup below asks the finders again, this one included
+        try:
+            spec = importlib.util.find_spec("timm")
+        finally:
+            self._looking = False
         if spec is not None and spec.loader is not None:
             spec.loader = _ThenRegister(spec.loader)
         return spec
