@@ -15,7 +15,7 @@ import importlib.abc
 import importlib.machinery
 import sys
 import warnings
-from types import ModuleType
+from types import FrameType, ModuleType
 
 __all__ = ["MOVED", "install"]
 
@@ -48,7 +48,8 @@ def _importer_stacklevel() -> int:
     That is the first frame outside importlib. ``warnings.warn`` skips the import system's ``_bootstrap`` frames when
     it counts, but not ``importlib/__init__.py`` (``importlib.import_module``), so those are counted here.
     """
-    level, frame = 1, sys._getframe(2)  # 0: here, 1: create_module, 2: the import system
+    level = 1
+    frame: FrameType | None = sys._getframe(2)  # 0: here, 1: create_module, 2: the import system
     while frame is not None:
         filename = frame.f_code.co_filename
         if not ("importlib" in filename and "_bootstrap" in filename):  # a frame warnings.warn counts

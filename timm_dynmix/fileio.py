@@ -59,7 +59,7 @@ def current_umask() -> int:
     return mask
 
 
-def apply_umask(root: str | os.PathLike) -> None:
+def apply_umask(root: str | os.PathLike[str]) -> None:
     """Give ``root`` and everything under it the modes new files get from the user's umask.
 
     Files become ``0o666 & ~umask``, folders ``0o777 & ~umask``: ``tempfile.mkdtemp`` makes 0700 folders and
@@ -89,7 +89,7 @@ def replace_dir(src: Path, dst: Path) -> None:
 
 
 @contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """A temporary path beside ``path`` to write to; on success it is fsynced and renamed over ``path``.
 
     Whatever the ``with`` block writes (a file, a memory-mapped array...) appears at ``path`` complete or not at all:
@@ -119,7 +119,7 @@ def atomic_write_json(path: Path, data: Any) -> None:
     atomic_write_bytes(Path(path), (json.dumps(data, indent=2, default=str) + "\n").encode("utf-8"))
 
 
-def read_json(path: str | os.PathLike, what: str = "JSON file", error: type[Exception] = ValueError) -> Any:
+def read_json(path: str | os.PathLike[str], what: str = "JSON file", error: type[Exception] = ValueError) -> Any:
     """The content of a JSON file.
 
     Args:

@@ -534,7 +534,7 @@ class RandomAutoAugmentStar(_AutoAugmentBase):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-def create_baseline(aug: object, small: bool, output: str = "tensor") -> Callable | None:
+def create_baseline(aug: object, small: bool, output: str = "tensor") -> Callable[..., Any] | None:
     """The baseline transform named by ``aug``, or None when ``aug`` is not one of ours (then it is timm's).
 
     Args:

@@ -186,7 +186,7 @@ class _Fallback:
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, TypeError, Image.DecompressionBombError, EOFError)
 
 
-class DecodedImageDataset(torch.utils.data.Dataset):
+class DecodedImageDataset(torch.utils.data.Dataset[tuple[Any, int]]):
     """Map-style dataset of ``(PIL RGB image, int label)`` decoded from an HF dataset in guarded code.
 
     An image that fails to decode is replaced by the fallback sample (the first decodable row, image and label),
@@ -194,7 +194,7 @@ class DecodedImageDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, hf_dataset: Any, image_column: str, label_column: str,
-                 transform: Callable | None = None):
+                 transform: Callable[..., Any] | None = None):
         self.data = hf_dataset
         self.image_column = image_column
         self.label_column = label_column
@@ -231,7 +231,7 @@ class DecodedImageDataset(torch.utils.data.Dataset):
         return (self.transform(img) if self.transform is not None else img), label
 
 
-class DecodedIterableDataset(torch.utils.data.IterableDataset):
+class DecodedIterableDataset(torch.utils.data.IterableDataset[tuple[int, Any, int]]):
     """Streaming counterpart of :class:`DecodedImageDataset`: yields ``(index, image, label)``.
 
     ``index`` is a unique running number (``position * world_size + rank``) so that per-sample seeds stay distinct
@@ -454,7 +454,7 @@ def _pick_split(splits: dict[str, Any], wanted: str | None, preferred: tuple[str
 def load_image_data(
         name: str,
         *,
-        data_dir: str | os.PathLike | None = None,
+        data_dir: str | os.PathLike[str] | None = None,
         image_column: str | None = None,
         label_column: str | None = None,
         train_split: str | None = None,
@@ -547,7 +547,8 @@ def load_image_data(
             ds = ds.cast_column(image_column, datasets.Image(decode=False))
         prepared[split] = ds
     extra.update(splits=sorted(splits), train_split=train_name, eval_split=eval_name)
-    return ImageData(train=prepared[train_name], eval=prepared[eval_name] if eval_name is not None else None, image_column=image_column,
+    eval_ds = prepared[eval_name] if eval_name is not None else None
+    return ImageData(train=prepared[train_name], eval=eval_ds, image_column=image_column,
                      label_column=label_column, label_names=names, source=source, provenance=provenance,
                      input_size=input_size, streaming=streaming, extra=extra)
 

@@ -103,7 +103,7 @@ class EvalReport:
     plots: tuple[Path, ...] = ()
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], folder: str | os.PathLike | None = None,
+    def from_dict(cls, data: Mapping[str, Any], folder: str | os.PathLike[str] | None = None,
                   source: str = "report") -> EvalReport:
         """Validate a parsed ``report.json``; ``folder`` holds its plots, ``source`` names it in error messages."""
         if not isinstance(data, Mapping):
@@ -150,7 +150,7 @@ class EvalReport:
         )
 
 
-def load_eval_report(path: str | os.PathLike) -> EvalReport:
+def load_eval_report(path: str | os.PathLike[str]) -> EvalReport:
     """Read an evaluation report: a folder holding ``report.json`` (and its plots), or the ``report.json`` itself."""
     path = Path(path)
     file = path / EVAL_REPORT_NAME if path.is_dir() else path
@@ -169,7 +169,7 @@ def _percent(value: Any, what: str, upper: float | None = 100.0) -> float:
     return float(value)
 
 
-def as_eval_reports(reports: Iterable[EvalReport | str | os.PathLike] | None) -> list[EvalReport]:
+def as_eval_reports(reports: Iterable[EvalReport | str | os.PathLike[str]] | None) -> list[EvalReport]:
     """``EvalReport`` objects from reports and report folders (None -> ``[]``).
 
     Raises:
@@ -380,8 +380,8 @@ def templates_dir() -> Path:
 
 
 def render_card(config: Mapping[str, Any], *, results: Mapping[str, Any] | None = None,
-                eval_reports: Iterable[EvalReport | str | os.PathLike] | None = None, repo_id: str | None = None,
-                license: str | None = None, template: str | os.PathLike | None = None):
+                eval_reports: Iterable[EvalReport | str | os.PathLike[str]] | None = None, repo_id: str | None = None,
+                license: str | None = None, template: str | os.PathLike[str] | None = None):
     """Render the model card (a ``huggingface_hub.ModelCard``) of a saved model.
 
     Args:
@@ -453,10 +453,10 @@ def validate_card(card) -> Any:
     return parsed
 
 
-def write_card(folder: str | os.PathLike, config: Mapping[str, Any] | None = None, *,
+def write_card(folder: str | os.PathLike[str], config: Mapping[str, Any] | None = None, *,
                results: Mapping[str, Any] | None = None,
-               eval_reports: Iterable[EvalReport | str | os.PathLike] | None = None, repo_id: str | None = None,
-               license: str | None = None, template: str | os.PathLike | None = None) -> Path:
+               eval_reports: Iterable[EvalReport | str | os.PathLike[str]] | None = None, repo_id: str | None = None,
+               license: str | None = None, template: str | os.PathLike[str] | None = None) -> Path:
     """Write ``README.md`` (and the reports' plots under ``plots/``) into a saved model folder.
 
     ``config`` defaults to the folder's ``config.json``. The card is validated, then written to a temporary file

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from timm_dynmix.errors import HubError, endpoint_url, failure_reason, scrub_token
 from timm_dynmix.hub.card import CARD_NAME, PLOTS_DIR, REPO_ID_PLACEHOLDER, validate_card
@@ -19,7 +20,8 @@ __all__ = ["push_to_hub", "check_repo_id", "HubError"]
 
 def check_repo_id(repo_id: str) -> str:
     """Validate a Hub repo id (``name`` or ``org/name``) and return it; check ``--push-to-hub`` before training."""
-    from huggingface_hub.utils import HFValidationError, validate_repo_id
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils._validators import validate_repo_id
 
     if not isinstance(repo_id, str):
         raise TypeError(f"repo_id must be a string such as 'my-org/my-model', got {type(repo_id).__name__}")
@@ -30,7 +32,7 @@ def check_repo_id(repo_id: str) -> str:
     return repo_id
 
 
-def incomplete_run(folder: str | os.PathLike) -> str | None:
+def incomplete_run(folder: str | os.PathLike[str]) -> str | None:
     """How far the run saved in ``folder`` got when it stopped before its planned end (from ``results.json``, or the
     card's ``stopped-early`` tag), else None."""
     from timm_dynmix.hub.summary import stopped_early
@@ -58,9 +60,9 @@ def _push_files(folder: Path) -> list[tuple[str, Path]]:
     return files
 
 
-def push_to_hub(folder: str | os.PathLike, repo_id: str, *, private: bool = False, revision: str | None = None,
+def push_to_hub(folder: str | os.PathLike[str], repo_id: str, *, private: bool = False, revision: str | None = None,
                 create_pr: bool = False, commit_message: str | None = None, endpoint: str | None = None,
-                allow_incomplete: bool = False):
+                allow_incomplete: bool = False) -> Any:
     """Upload a saved model folder to the Hub in one commit.
 
     Creates the repo when needed (``exist_ok``), creates the branch ``revision`` when it does not exist yet (unless

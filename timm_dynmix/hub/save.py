@@ -213,9 +213,9 @@ def _save_weights(model: Any, path: Path) -> None:
     safetensors.torch.save_file(tensors, str(path), metadata={"format": "pt"})
 
 
-def save_pretrained(model: Any, folder: str | os.PathLike, *, label_names: Sequence[str] | None = None,
+def save_pretrained(model: Any, folder: str | os.PathLike[str], *, label_names: Sequence[str] | None = None,
                     results: Mapping[str, Any] | None = None, card: bool = True,
-                    eval_reports: Iterable[EvalReport | str | os.PathLike] | None = None,
+                    eval_reports: Iterable[EvalReport | str | os.PathLike[str]] | None = None,
                     repo_id: str | None = None, tag: str | None = None, license: str = "apache-2.0",
                     data_config: Mapping[str, Any] | None = None,
                     model_args: Mapping[str, Any] | None = None) -> Path:

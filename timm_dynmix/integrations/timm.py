@@ -70,7 +70,7 @@ def _match_splits(dataset: Any) -> None:
             step.config = step.config.replace(num_mixes=views)
 
 
-def _with_op_set(config_str: Any, hparams: dict | None) -> Any:
+def _with_op_set(config_str: Any, hparams: dict[str, Any] | None) -> Any:
     """Add the op set for the image size to a DynMix string without an ``o`` key.
 
     timm's ``transforms_imagenet_train`` passes ``hparams["translate_const"] = int(0.45 * min(image size))``; the
@@ -122,7 +122,7 @@ def register_timm() -> None:
         return
     ds_cls = _augmix_dataset()
 
-    def auto_augment_transform(config_str: Any, hparams: dict | None = None) -> Any:
+    def auto_augment_transform(config_str: Any, hparams: dict[str, Any] | None = None) -> Any:
         if is_dynmix(config_str):
             return DynamicMixup(_with_op_set(config_str, hparams))
         return original(config_str, hparams)

@@ -50,7 +50,7 @@ def _our_architectures() -> list[str]:
 
 
 # ---- weights files ----------------------------------------------------------------------------------------------
-def check_weights_file(path: str | os.PathLike) -> None:
+def check_weights_file(path: str | os.PathLike[str]) -> None:
     """Check that ``path`` is a complete weights file, without loading it.
 
     A ``.safetensors`` file must hold its 8-byte header length, a JSON header and exactly the bytes its header
@@ -121,7 +121,7 @@ def _broken_weights(model_name: str) -> WeightsError | None:
     return None
 
 
-def create_model(model_name: str, pretrained: bool = False, **kwargs: Any):
+def create_model(model_name: str, pretrained: bool = False, **kwargs: Any) -> Any:  # a timm model (nn.Module)
     """``timm.create_model`` with the timm-dynmix architectures registered and clear Hub errors.
 
     Args:

@@ -76,7 +76,7 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return {k.removeprefix("module."): v for k, v in state.items()}
 
 
-def load_eval_model(name: str, checkpoint: str | os.PathLike | None = None) -> torch.nn.Module:
+def load_eval_model(name: str, checkpoint: str | os.PathLike[str] | None = None) -> torch.nn.Module:
     """A classifier in eval mode: ``timm_dynmix.create_model(name, pretrained=True)``, or with ``checkpoint`` (a raw
     state dict, ``.pth``/``.pt``/``.safetensors``) the architecture ``name`` with those weights (the classifier is
     resized to the checkpoint's number of classes)."""
@@ -117,7 +117,7 @@ def _accelerator(device: str | None) -> Any:
 
 
 # ---- datasets ----------------------------------------------------------------------------------------------------
-class _CellImages(torch.utils.data.Dataset):
+class _CellImages(torch.utils.data.Dataset[tuple[torch.Tensor, int, int]]):
     """All images of a list of cells, indexed globally: ``(uint8 (3, H, W), label, global index)``."""
 
     def __init__(self, cells: Sequence[Cell], resize_crop: bool):
@@ -144,7 +144,7 @@ def _resize_crop(img: torch.Tensor) -> torch.Tensor:
     return F.center_crop(F.resize(img, 256, antialias=True), [224, 224])
 
 
-class _Videos(torch.utils.data.Dataset):
+class _Videos(torch.utils.data.Dataset[Any]):
     def __init__(self, videos: Sequence[Any], resize_crop: bool):
         self.videos, self.resize_crop = list(videos), resize_crop
 
@@ -168,7 +168,7 @@ def _collate_check(batch: list[tuple[torch.Tensor, int, int]]) -> tuple[torch.Te
             torch.tensor([b[2] for b in batch]))
 
 
-def _run(model: torch.nn.Module, dataset: torch.utils.data.Dataset, *, accelerator: Any, batch_size: int,
+def _run(model: torch.nn.Module, dataset: torch.utils.data.Dataset[Any], *, accelerator: Any, batch_size: int,
          num_workers: int, progress: bool, desc: str, video: bool = False) -> dict[str, np.ndarray]:
     """Predictions for every item of ``dataset``, in dataset order, on every process."""
     from tqdm.auto import tqdm
@@ -193,7 +193,7 @@ def _run(model: torch.nn.Module, dataset: torch.utils.data.Dataset, *, accelerat
                 top5.view(shape[0], shape[1], -1)
         return {"pred": pred, "conf": conf, "top5": top5, "label": y, "idx": idx}
 
-    n = len(dataset)
+    n = len(dataset)  # type: ignore[arg-type]  # our datasets have a length
     out: dict[str, np.ndarray] = {}
     bar = tqdm(total=n, desc=desc, unit="video" if video else "img",
                disable=not (progress and accelerator.is_local_main_process))
@@ -357,7 +357,7 @@ def load_benchmark(benchmark: str, *, data_dir: str | None = None, clean: str | 
             raise ValueError(f"--benchmark {name} needs --data-dir (the folder holding the benchmark files)")
         root = Path(data_dir)
     else:
-        root, name = Path(benchmark), None
+        root, name = Path(benchmark), None  # type: ignore[assignment]  # a folder: no registered name
     layout = detect_layout(root)
     if layout.startswith("p-"):
         return read_perturbations(root, corruptions, difficulty=difficulty, max_videos=max_per_cell, seed=seed,

@@ -202,7 +202,7 @@ def _suite_corruptions(suite: str, params: str, corruptions: Sequence[str] | Non
     return names
 
 
-def make_c(dataset: str, out: str | os.PathLike, *, params: str = "cifar", data_dir: str | None = None,
+def make_c(dataset: str, out: str | os.PathLike[str], *, params: str = "cifar", data_dir: str | None = None,
            split: str | None = None, layout: str | None = None, corruptions: Sequence[str] | None = None,
            max_per_cell: int | None = None, seed: int = 0, crop: int | None = None, batch_size: int = 256,
            num_workers: int = 1, image_column: str | None = None, label_column: str | None = None,
@@ -336,7 +336,7 @@ def _imap(pool: ProcessPoolExecutor | None, fn: Any, tasks: Any, window: int) ->
     if pool is None:
         yield from map(fn, tasks)
         return
-    pending: deque = deque()
+    pending: deque[Any] = deque()
     for task in tasks:
         pending.append(pool.submit(fn, task))
         if len(pending) >= window:
@@ -429,7 +429,8 @@ def _write_corruption_folder(out: Path, corruption: str, results: Any, labels: n
     fsync_dir(out)
 
 
-def _complete(out: Path, corruption: str, layout: str, n: int, shape: tuple[int, ...], manifest: dict) -> bool:
+def _complete(out: Path, corruption: str, layout: str, n: int, shape: tuple[int, ...],
+              manifest: dict[str, Any]) -> bool:
     """Whether a corruption was fully written by an earlier run with the same settings."""
     if not manifest["corruptions"].get(corruption, {}).get("complete"):
         return False

@@ -242,7 +242,7 @@ def _check_images_array(arr: np.ndarray, path: Path) -> None:
                              f"{arr.shape}")
 
 
-def read_npy_c(root: str | os.PathLike, corruptions: Sequence[str] | None = None,
+def read_npy_c(root: str | os.PathLike[str], corruptions: Sequence[str] | None = None,
                severities: Sequence[int] | None = None, max_per_cell: int | None = None, seed: int = 0,
                name: str = "cifar-c") -> CorruptionBenchmark:
     """Read a CIFAR-10-C-style folder (see the module docstring); every ``*.npy`` but labels/clean is a corruption."""
@@ -345,7 +345,7 @@ def resolve_classes(names: Sequence[str], model_labels: Sequence[str] | None = N
     return {n: i for i, n in enumerate(names)}
 
 
-def read_folder_c(root: str | os.PathLike, corruptions: Sequence[str] | None = None,
+def read_folder_c(root: str | os.PathLike[str], corruptions: Sequence[str] | None = None,
                   severities: Sequence[int] | None = None, max_per_cell: int | None = None, seed: int = 0,
                   name: str = "imagenet-c", model_labels: Sequence[str] | None = None,
                   num_classes: int | None = None) -> CorruptionBenchmark:
@@ -399,7 +399,7 @@ def read_folder_c(root: str | os.PathLike, corruptions: Sequence[str] | None = N
                                                       "suite": corruption_suite(list(dirs), manifest)})
 
 
-def detect_layout(root: str | os.PathLike) -> str:
+def detect_layout(root: str | os.PathLike[str]) -> str:
     """``"npy"`` (CIFAR-10-C style), ``"folder"`` (ImageNet-C style) or ``"p-npy"``/``"p-folder"`` (-P sets)."""
     root = Path(root)
     if not root.is_dir():
@@ -487,7 +487,7 @@ def _order_p(names: Sequence[str]) -> list[str]:
     return known + sorted(p for p in names if p not in known)
 
 
-def read_perturbations(root: str | os.PathLike, perturbations: Sequence[str] | None = None, difficulty: int = 1,
+def read_perturbations(root: str | os.PathLike[str], perturbations: Sequence[str] | None = None, difficulty: int = 1,
                        max_videos: int | None = None, seed: int = 0, name: str = "imagenet-p",
                        model_labels: Sequence[str] | None = None,
                        num_classes: int | None = None) -> PerturbationBenchmark:

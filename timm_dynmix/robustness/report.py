@@ -442,7 +442,7 @@ def _plots(report: dict[str, Any], folder: Path) -> list[str]:
     return written
 
 
-def write_report(report: dict[str, Any], folder: str | os.PathLike, plots: bool = True) -> Path:
+def write_report(report: dict[str, Any], folder: str | os.PathLike[str], plots: bool = True) -> Path:
     """Write ``report.json``, ``report.md``, ``cells.csv`` (for -C) and ``plots/*.png`` into ``folder``."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -472,7 +472,7 @@ def _report_labels(paths: Sequence[Path]) -> list[str]:
     return [str(p) for p in paths]
 
 
-def load_reports(folders: Sequence[str | os.PathLike]) -> list[tuple[str, dict[str, Any]]]:
+def load_reports(folders: Sequence[str | os.PathLike[str]]) -> list[tuple[str, dict[str, Any]]]:
     """Read several ``report.json`` for a comparison, each with a label.
 
     Args:
@@ -482,7 +482,8 @@ def load_reports(folders: Sequence[str | os.PathLike]) -> list[tuple[str, dict[s
     Returns:
         ``(label, report)`` pairs in the given order.
     """
-    labels, paths = [], []
+    labels: list[str | None] = []
+    paths: list[Path] = []
     for f in folders:
         text = os.fspath(f)
         label, sep, rest = text.partition("=")
@@ -504,14 +505,14 @@ def load_reports(folders: Sequence[str | os.PathLike]) -> list[tuple[str, dict[s
     return reports
 
 
-_Reports = Sequence[str | os.PathLike] | Sequence[tuple[str, dict[str, Any]]]
+_Reports = Sequence[str | os.PathLike[str]] | Sequence[tuple[str, dict[str, Any]]]
 
 
 def _loaded(items: _Reports) -> list[tuple[str, dict[str, Any]]]:
     """``(label, report)`` pairs as they are, or report folders read with :func:`load_reports`."""
     if all(isinstance(i, tuple) for i in items):
         return list(cast(Sequence[tuple[str, dict[str, Any]]], items))
-    return load_reports(cast(Sequence[str | os.PathLike], items))
+    return load_reports(cast(Sequence[str | os.PathLike[str]], items))
 
 
 def compare_reports(folders: _Reports, allow_diff: Sequence[str] = ()) -> str:
@@ -556,7 +557,7 @@ def compare_reports(folders: _Reports, allow_diff: Sequence[str] = ()) -> str:
     return "\n".join(lines + format_allowed_differences(shown))
 
 
-def compare_plot(folders: _Reports, path: str | os.PathLike) -> dict[str, Any]:
+def compare_plot(folders: _Reports, path: str | os.PathLike[str]) -> dict[str, Any]:
     """Plot the error per corruption of several reports side by side (grouped bars) into a PNG file.
 
     One group of bars per benchmark corruption, then the clean error and the mean corruption error; one bar per

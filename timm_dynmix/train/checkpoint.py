@@ -29,7 +29,7 @@ RESUME_KEYS = ("model", "dataset", "aug", "jsd", "num_mixes", "batch_size", "see
                "max_train_samples", "grad_accum_steps", "aug_device", "data_in_memory", "model_ema")
 
 
-def find_latest_checkpoint(output_dir: str | os.PathLike) -> Path | None:
+def find_latest_checkpoint(output_dir: str | os.PathLike[str]) -> Path | None:
     """The newest complete checkpoint in ``output_dir/checkpoints`` (temporary and incomplete folders ignored)."""
     root = Path(output_dir) / "checkpoints"
     if not root.is_dir():
