@@ -7,6 +7,7 @@ mid-epoch and resumed with ``--resume`` must end with the weights of the uninter
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
 import sys
@@ -79,3 +80,15 @@ def test_example_resume_refuses_a_checkpoint_of_other_options(tmp_path, monkeypa
     _run_example([*args, "--output-dir", str(tmp_path)], monkeypatch)
     with pytest.raises(SystemExit, match=r"cannot resume .* different batch_size"):
         _run_example([*args, "--batch-size", "8", "--output-dir", str(tmp_path), "--resume", "latest"], monkeypatch)
+
+
+def test_the_example_shows_the_step_it_takes():
+    """The views, the forward pass, the loss, the backward pass, the optimizer step, the evaluation, the checkpoint and
+    the resume are calls written in ``training_function`` itself, not hidden behind one package call."""
+    tree = ast.parse((ROOT / "examples" / "train.py").read_text(encoding="utf-8"))
+    function = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "training_function")
+    called = {ast.unparse(n.func) for n in ast.walk(function) if isinstance(n, ast.Call)}
+    shown = {"augment", "model", "criterion", "accelerator.backward", "optimizer.step", "scheduler.step_update",
+             "evaluate", "save_checkpoint", "accelerator.load_state", "resume_progress"}
+    assert shown <= called, f"not written out in examples/train.py: {sorted(shown - called)}"
+    assert "train_step" not in called and "train_epoch" not in called
