@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from timm.loss import JsdCrossEntropy, SoftTargetCrossEntropy
 
 from timm_dynmix import JsdLoss, TimmJsdCrossEntropy, js_divergence
+from timm_dynmix.integrations.timm_train import JsdCrossEntropy as TimmSignatureJsd
 
 
 def reference_jsd_loss(logits, target, num_splits, weight):
@@ -67,7 +68,7 @@ def test_label_smoothing_matches_reference(num_splits, smoothing):
     # the timm-signature class with its smoothing argument: same reference (weight 12)
     ref12 = (F.cross_entropy(logits[:batch].double(), labels, label_smoothing=smoothing)
              + 12.0 * reference_js64(logits, num_splits))
-    timm_sig = TimmJsdCrossEntropy(num_splits=num_splits, alpha=12, smoothing=smoothing or None)
+    timm_sig = TimmSignatureJsd(num_splits=num_splits, alpha=12, smoothing=smoothing or None)
     torch.testing.assert_close(timm_sig(logits, labels).double(), ref12, atol=1e-5, rtol=1e-5)
 
 
@@ -190,7 +191,43 @@ def test_wrong_argument_types(kwargs, match):
 
 
 def test_timm_signature_takes_none_smoothing():
-    assert TimmJsdCrossEntropy(smoothing=None).smoothing == 0.0
+    assert TimmSignatureJsd(smoothing=None).smoothing == 0.0
+
+
+def test_list_of_splits_is_the_split_layout():
+    """``[clean, view_1, ...]`` logits give exactly the loss (and gradients) of their split-major concatenation."""
+    torch.manual_seed(1)
+    splits = [(torch.randn(6, 5) * 3).requires_grad_() for _ in range(3)]
+    labels = torch.randint(0, 5, (6,))
+    loss = JsdLoss(num_splits=3, weight=4.0, smoothing=0.1)
+    for target in (labels, labels.repeat(3)):
+        as_list = loss(splits, target)
+        grads = torch.autograd.grad(as_list, splits)
+        joined = torch.cat([s.detach() for s in splits]).requires_grad_()
+        as_tensor = loss(joined, target)
+        assert torch.equal(as_list, as_tensor)
+        assert torch.equal(torch.cat(grads), torch.autograd.grad(as_tensor, joined)[0])
+    assert torch.equal(loss(tuple(splits), labels), as_list)
+
+
+def test_bad_lists_of_splits():
+    loss = JsdLoss(num_splits=3)
+    y = torch.zeros(4, dtype=torch.long)
+    with pytest.raises(ValueError, match=r"num_splits=3\) got a list of 2 logits tensors; expected 3"):
+        loss([torch.randn(4, 5)] * 2, y)
+    with pytest.raises(ValueError, match=r"one shape \(batch, classes\), got shapes \[\(4, 5\), \(4, 5\), \(3, 5\)"):
+        loss([torch.randn(4, 5), torch.randn(4, 5), torch.randn(3, 5)], y)
+    with pytest.raises(TypeError, match=r"list of num_splits torch\.Tensor .*got list of ndarray"):
+        loss([torch.randn(4, 5), torch.randn(4, 5), np.zeros((4, 5))], y)
+
+
+def test_the_old_timm_signature_class_is_a_deprecated_alias():
+    with pytest.warns(DeprecationWarning, match=r"TimmJsdCrossEntropy is deprecated: use timm_dynmix.JsdLoss"):
+        old = TimmJsdCrossEntropy(num_splits=2, alpha=5, smoothing=None)
+    assert isinstance(old, JsdLoss) and (old.num_splits, old.weight, old.smoothing) == (2, 5.0, 0.0)
+    torch.manual_seed(2)
+    logits, target = torch.randn(8, 3), torch.randint(0, 3, (4,))
+    assert torch.equal(old(logits, target), JsdLoss(num_splits=2, weight=5.0)(logits, target))
 
 
 def test_bad_batches():

@@ -1,5 +1,10 @@
 """``JsdLoss``: base loss on the clean split + weight * Jensen-Shannon consistency of all splits.
 
+The one JSD loss of the package: the training loop, ``transformers.Trainer`` (:mod:`timm_dynmix.train.hf_trainer`)
+and timm's ``train.py`` (:class:`timm_dynmix.integrations.timm_train.JsdCrossEntropy`, timm's signature) all
+compute it with this class. It takes the logits in timm's split layout (one ``(num_splits * B, C)`` tensor,
+split-major) or as a list of the splits' ``(B, C)`` logits, clean first.
+
 For ``N`` splits with softmax distributions ``p_1..p_N`` (``p_1`` the clean view) and their mixture
 ``M = mean_k p_k``::
 
@@ -16,13 +21,14 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["JsdLoss", "TimmJsdCrossEntropy", "js_divergence"]
+__all__ = ["JsdLoss", "TimmJsdCrossEntropy", "js_divergence", "timm_jsd_arguments"]
 
 
 def js_divergence(logits: torch.Tensor | list[torch.Tensor] | tuple[torch.Tensor, ...]) -> torch.Tensor:
@@ -60,9 +66,10 @@ class JsdLoss(nn.Module):
         TypeError: If an argument has the wrong type (e.g. ``smoothing=None``: use 0.0 for no smoothing).
         ValueError: If an argument is out of range.
 
-    The input is split-major (all clean, then all view 1, ...), as :func:`timm_dynmix.collate_splits` and timm's
-    ``fast_collate`` produce. The target (class indices of shape ``(rows,)`` or soft targets ``(rows, classes)``)
-    may hold:
+    The logits are either one split-major tensor (all clean, then all view 1, ...), as
+    :func:`timm_dynmix.collate_splits` and timm's ``fast_collate`` produce, or a list (tuple) of ``num_splits``
+    tensors of shape ``(B, classes)``, the clean split first. The target (class indices of shape ``(rows,)`` or
+    soft targets ``(rows, classes)``) may hold:
 
     * the labels repeated per split (``num_splits * B`` rows, ``y[:B] == y[B:2B] == ...``, what those collate
       functions produce). Every call checks that repetition (one comparison on the target, so one device sync
@@ -105,11 +112,12 @@ class JsdLoss(nn.Module):
     def extra_repr(self) -> str:
         return f"num_splits={self.num_splits}, weight={self.weight}, smoothing={self.smoothing}"
 
-    def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def forward(self, output: torch.Tensor | Sequence[torch.Tensor], target: torch.Tensor) -> torch.Tensor:
         """Base loss on the clean split + ``weight`` * JS divergence of all splits.
 
         Args:
-            output: Logits of shape ``(num_splits * B, classes)``, split-major.
+            output: Logits of shape ``(num_splits * B, classes)``, split-major (timm's layout), or a list of
+                ``num_splits`` tensors of shape ``(B, classes)``, clean first.
             target: Class indices ``(rows,)`` or soft targets ``(rows, classes)``, with ``rows`` either
                 ``num_splits * B`` (repeated per split) or ``B`` (once per image).
 
@@ -117,12 +125,14 @@ class JsdLoss(nn.Module):
             The scalar loss (float32).
 
         Raises:
-            TypeError: If ``output`` or ``target`` is not a tensor.
+            TypeError: If ``output`` or ``target`` is not a tensor (or a list of tensors for ``output``).
             ValueError: If the shapes do not fit ``num_splits``, or repeated targets differ between splits.
         """
+        if isinstance(output, (list, tuple)):
+            output = self._concat_splits(output)
         if not isinstance(output, torch.Tensor):
-            raise TypeError(f"JsdLoss expects logits as a torch.Tensor of shape (num_splits * batch, classes), "
-                            f"got {type(output).__name__}")
+            raise TypeError(f"JsdLoss expects logits as a torch.Tensor of shape (num_splits * batch, classes) or a "
+                            f"list of num_splits tensors (batch, classes), got {type(output).__name__}")
         if output.ndim != 2:
             raise ValueError(f"JsdLoss expects logits of shape (num_splits * batch, classes), got "
                              f"{tuple(output.shape)}")
@@ -151,16 +161,40 @@ class JsdLoss(nn.Module):
         loss = self.base_loss(logits[0].float(), target[:split])
         return loss + self.weight * js_divergence(logits)
 
+    def _concat_splits(self, splits: Sequence[torch.Tensor]) -> torch.Tensor:
+        """The split-major ``(num_splits * B, classes)`` tensor of a list of ``num_splits`` ``(B, classes)`` logits."""
+        bad = sorted({type(t).__name__ for t in splits if not isinstance(t, torch.Tensor)})
+        if bad:
+            raise TypeError(f"JsdLoss expects logits as a torch.Tensor of shape (num_splits * batch, classes) or a "
+                            f"list of num_splits torch.Tensor of shape (batch, classes), got "
+                            f"{type(splits).__name__} of {', '.join(bad)}")
+        if len(splits) != self.num_splits:
+            raise ValueError(f"JsdLoss(num_splits={self.num_splits}) got a list of {len(splits)} logits tensors; "
+                             f"expected {self.num_splits} (clean first, then each view)")
+        shapes = {tuple(t.shape) for t in splits}
+        if len(shapes) != 1 or splits[0].ndim != 2:
+            raise ValueError(f"JsdLoss expects a list of logits of one shape (batch, classes), got shapes "
+                             f"{[tuple(t.shape) for t in splits]}")
+        return torch.cat(list(splits))
+
+
+def timm_jsd_arguments(num_splits: int = 3, alpha: float = 12, smoothing: float | None = 0.1) -> dict[str, object]:
+    """:class:`JsdLoss` arguments for timm's ``JsdCrossEntropy(num_splits, alpha, smoothing)`` (its defaults):
+    ``alpha`` is the weight, ``smoothing=None`` means 0."""
+    return {"num_splits": num_splits, "weight": alpha, "smoothing": 0.0 if smoothing is None else smoothing}
+
 
 class TimmJsdCrossEntropy(JsdLoss):
-    """:class:`JsdLoss` with the signature of ``timm.loss.JsdCrossEntropy``, as a drop-in replacement.
+    """Deprecated: :class:`JsdLoss` with the signature of ``timm.loss.JsdCrossEntropy``.
 
-    ``TimmJsdCrossEntropy(num_splits=3, alpha=12, smoothing=0.1)`` takes timm's arguments and defaults
-    (``alpha`` is the weight of the consistency term, ``smoothing`` the label smoothing of the clean-split cross
-    entropy, ``None`` meaning none) and computes the same loss as timm's class, but in log space: finite where
-    timm's clamp-then-log gives NaN gradients. ``timm-dynmix timm-train`` puts it in place of timm's class;
-    a copy of timm's train.py can import it under timm's name instead.
+    ``TimmJsdCrossEntropy(num_splits, alpha, smoothing)`` is ``JsdLoss(num_splits, weight=alpha,
+    smoothing=smoothing or 0.0)``. Use :class:`JsdLoss`, or in a copy of timm's ``train.py``
+    ``from timm_dynmix.integrations.timm_train import JsdCrossEntropy`` (timm's signature, what
+    ``timm-dynmix timm-train`` puts in place of timm's class). Instantiating it warns (``DeprecationWarning``).
     """
 
     def __init__(self, num_splits: int = 3, alpha: float = 12, smoothing: float | None = 0.1):
-        super().__init__(num_splits=num_splits, weight=alpha, smoothing=0.0 if smoothing is None else smoothing)
+        warnings.warn("timm_dynmix.TimmJsdCrossEntropy is deprecated: use timm_dynmix.JsdLoss(num_splits, "
+                      "weight=alpha, smoothing=smoothing or 0.0), or timm_dynmix.integrations.timm_train."
+                      "JsdCrossEntropy for timm's signature", DeprecationWarning, stacklevel=2)
+        super().__init__(**timm_jsd_arguments(num_splits, alpha, smoothing))

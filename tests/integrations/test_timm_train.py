@@ -17,7 +17,7 @@ from timm.data import AugMixDataset, create_dataset, create_loader, create_trans
 from timm.data import transforms_factory as tf
 from timm.optim import create_optimizer_v2
 
-from timm_dynmix import DynamicMixup, JsdLoss, TimmJsdCrossEntropy, parse_config
+from timm_dynmix import DynamicMixup, JsdLoss, parse_config
 from timm_dynmix.cli import main
 from timm_dynmix.integrations.timm import TIMM_KNOWN_GOOD, is_registered
 from timm_dynmix.integrations.timm_train import JsdCrossEntropy, check_timm, rewrite_args, timm_patched
@@ -282,12 +282,12 @@ def test_adapter_matches_timm_and_stays_finite():
     torch.manual_seed(0)
     logits = torch.randn(24, 10) * 3
     target = torch.randint(0, 10, (8,)).repeat(3)
-    ours = TimmJsdCrossEntropy(num_splits=3, alpha=12, smoothing=0.1)(logits, target)
+    ours = JsdCrossEntropy(num_splits=3, alpha=12, smoothing=0.1)(logits, target)
     theirs = TIMM_JSD(num_splits=3, alpha=12, smoothing=0.1)(logits, target)
     torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
     # saturated softmax: timm's clamp-then-log gives NaN gradients, ours does not
     big = (torch.randn(24, 10) * 1e4).requires_grad_()
-    TimmJsdCrossEntropy(num_splits=3)(big, target).backward()
+    JsdCrossEntropy(num_splits=3)(big, target).backward()
     assert torch.isfinite(big.grad).all()
 
 

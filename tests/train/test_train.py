@@ -197,33 +197,6 @@ def test_no_argument_run_writes_loadable_outputs(tmp_path):
     print(f"no-argument run: {time.time() - start:.0f} s, eval top-1 {results['metrics']['clean_top1']:.1f}%")
 
 
-@pytest.mark.parametrize("ema", [False, True], ids=["plain", "model-ema"])
-def test_example_loop_trains_what_train_trains(tmp_path, ema):
-    """examples/train.py writes its loop out of the library's pieces: same options and seed, same model as train()."""
-    args = ["--max-train-samples", "96", "--max-eval-samples", "32", "--batch-size", "16", "--epochs", "2",
-            "--num-workers", "0", "--num-threads", "1", "--output-dir", str(tmp_path / "example")]
-    extra = {"model_ema": True, "model_ema_decay": 0.9} if ema else {}
-    proc = run_script(args + (["--model-ema", "--model-ema-decay", "0.9"] if ema else []), cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    res = train(TrainConfig(**{**TINY, "max_train_samples": 96, "epochs": 2, "num_threads": 1, **extra},
-                            output_dir=str(tmp_path / "lib")))
-    assert ("raw_clean_top1" in res["metrics"]) == ema
-    example = json.loads((tmp_path / "example" / "results.json").read_text())
-    timing = ("samples_per_s", "epoch_time_s")
-    assert [{k: v for k, v in h.items() if k not in timing} for h in example["history"]] == \
-        [{k: v for k, v in h.items() if k not in timing} for h in res["history"]]
-    assert example["config"] == {**res["config"], "output_dir": str(tmp_path / "example")}
-    a, b = _final_weights(tmp_path / "example"), _final_weights(tmp_path / "lib")
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    assert find_latest_checkpoint(tmp_path / "example").name == "step_000000012"  # 96 / 16 x 2 epochs
-
-
-def test_example_refuses_the_full_loops_options(tmp_path):
-    proc = run_script(["--resume", "latest", "--max-steps", "3"], cwd=tmp_path)
-    assert proc.returncode == 1 and "--resume, --max-steps: not in this example's loop" in proc.stderr
-    assert "timm-dynmix train" in proc.stderr and not (tmp_path / "output").exists()
-
-
 def test_two_epochs_on_digits_reach_a_sane_accuracy(tmp_path):
     """Bar: 30% eval top-1 after 2 epochs (3x chance on 10 classes); seen here: 50-59% over seeds 0-2."""
     res = train(TrainConfig(epochs=2, output_dir=str(tmp_path)))

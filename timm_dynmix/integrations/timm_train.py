@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from timm_dynmix.augment.config import DynMixConfig, given_keys, is_dynmix, parse_config
-from timm_dynmix.loss import TimmJsdCrossEntropy
+from timm_dynmix.loss import JsdLoss, timm_jsd_arguments
 
 __all__ = ["TimmTrainArgs", "JsdCrossEntropy", "rewrite_args", "check_timm", "timm_patched", "launch",
            "prepare", "execute", "PROG", "BATCHED_AUGMENTATIONS", "batched_loader_patched", "BatchedViewsLoader"]
@@ -94,19 +94,21 @@ class TimmTrainArgs:
     num_mixes: int | None = None
 
 
-class JsdCrossEntropy(TimmJsdCrossEntropy):
-    """What ``timm.loss.JsdCrossEntropy`` is while :func:`timm_patched` is active.
+class JsdCrossEntropy(JsdLoss):
+    """:class:`timm_dynmix.JsdLoss` with timm's signature: what ``timm.loss.JsdCrossEntropy`` is while
+    :func:`timm_patched` is active (and what a copy of timm's ``train.py`` can import under timm's name).
 
-    :class:`timm_dynmix.TimmJsdCrossEntropy` (timm's signature, our log-space loss), except that the weight set
-    by ``--jsd-weight`` (the class attribute ``jsd_weight``), when not None, replaces ``alpha``: timm's train.py
-    always calls ``JsdCrossEntropy(num_splits=..., smoothing=...)`` and has no flag for alpha.
+    ``JsdCrossEntropy(num_splits=3, alpha=12, smoothing=0.1)`` takes timm's arguments and defaults (``alpha`` is
+    the weight of the consistency term, ``smoothing=None`` means none) and computes timm's loss in log space. The
+    weight set by ``--jsd-weight`` (the class attribute ``jsd_weight``), when not None, replaces ``alpha``: timm's
+    train.py always calls ``JsdCrossEntropy(num_splits=..., smoothing=...)`` and has no flag for alpha.
     """
 
     jsd_weight: ClassVar[float | None] = None
 
     def __init__(self, num_splits: int = 3, alpha: float = 12, smoothing: float | None = 0.1):
-        weight = alpha if self.jsd_weight is None else self.jsd_weight
-        super().__init__(num_splits=num_splits, alpha=weight, smoothing=smoothing)
+        super().__init__(**timm_jsd_arguments(num_splits, alpha if self.jsd_weight is None else self.jsd_weight,
+                                              smoothing))
 
 
 # ----------------------------------------------------------------------------------------------------------------

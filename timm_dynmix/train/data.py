@@ -168,7 +168,7 @@ def prepare_data(cfg: TrainConfig, data: ImageData, pcfg: dict[str, Any],
                                             data.label_column)
         train_ds = DynMixDataset(decoded_train, train_tf, num_splits=num_splits, seed=cfg.seed)
         sampler = EpochShardSampler(len(train_ds), cfg.batch_size, cfg.seed, rank, world)
-    memory = memory_eval = None
+    memory = None
     if cfg.data_in_memory:
         decode_start = time.time()
         memory = MemoryImages.decode(decoded_train, size)
@@ -185,27 +185,32 @@ def prepare_data(cfg: TrainConfig, data: ImageData, pcfg: dict[str, Any],
     train_dl = None if memory is not None else torch.utils.data.DataLoader(
         train_ds, batch_size=cfg.batch_size, sampler=sampler, num_workers=workers, collate_fn=collate, drop_last=True,
         pin_memory=has_accelerator())
-    eval_dl = None
     if data.eval is None and accelerator.is_main_process:
         logger.warning(no_eval_split_note(data))
-    if data.eval is not None:
-        eval_data = _subset(data.eval, cfg.max_eval_samples, cfg.seed) if not data.streaming else data.eval
-        if memory is not None:
-            memory_eval = MemoryImages.decode(DecodedImageDataset(eval_data, data.image_column, data.label_column),
-                                              size)
-        if memory_eval is not None:  # eval images at the model's size: the eval transform is ToTensor + Normalize
-            eval_ds: Any = torch.utils.data.TensorDataset(memory_eval.images, memory_eval.labels)
-            eval_dl = torch.utils.data.DataLoader(eval_ds, batch_size=max(cfg.batch_size, 256))
-        else:
-            eval_ds = DecodedImageDataset(eval_data, data.image_column, data.label_column, transform=eval_tf) \
-                if not data.streaming else _EvalStream(eval_data, data, eval_tf)
-            eval_dl = torch.utils.data.DataLoader(eval_ds, batch_size=max(cfg.batch_size, 256), num_workers=workers)
+    eval_dl = _eval_loader(cfg, data, size, eval_tf, workers, memory is not None)
     steps_per_epoch = sampler.batches_per_epoch if sampler is not None else _stream_steps(data, cfg, world)
     padding = size // 8 if cfg.crop_padding is None else cfg.crop_padding
     return cfg, TrainData(data=data, size=size, mean=mean, std=std, num_splits=num_splits, loader_views=loader_views,
                           decoded_train=decoded_train, train_ds=train_ds, sampler=sampler, memory=memory,
                           train_dl=train_dl, eval_dl=eval_dl, steps_per_epoch=steps_per_epoch, padding=padding,
                           seed=cfg.seed, rank=rank)
+
+
+def _eval_loader(cfg: TrainConfig, data: ImageData, size: int, eval_tf: Any, workers: int,
+                 in_memory: bool) -> Any:
+    """The evaluation DataLoader (None without an eval split): in memory (uint8, normalized in the step) when the
+    training split is and every eval image has the model's size, else decoded and transformed per image."""
+    if data.eval is None:
+        return None
+    eval_data = _subset(data.eval, cfg.max_eval_samples, cfg.seed) if not data.streaming else data.eval
+    memory_eval = MemoryImages.decode(DecodedImageDataset(eval_data, data.image_column, data.label_column),
+                                      size) if in_memory else None
+    if memory_eval is not None:  # eval images at the model's size: the eval transform is ToTensor + Normalize
+        eval_ds: Any = torch.utils.data.TensorDataset(memory_eval.images, memory_eval.labels)
+        return torch.utils.data.DataLoader(eval_ds, batch_size=max(cfg.batch_size, 256))
+    eval_ds = DecodedImageDataset(eval_data, data.image_column, data.label_column, transform=eval_tf) \
+        if not data.streaming else _EvalStream(eval_data, data, eval_tf)
+    return torch.utils.data.DataLoader(eval_ds, batch_size=max(cfg.batch_size, 256), num_workers=workers)
 
 
 def _subset(ds: Any, n: int | None, seed: int) -> Any:

@@ -25,7 +25,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from transformers import TrainerCallback
 
 from timm_dynmix.data.views import collate_splits
@@ -60,15 +59,16 @@ class DynMixCollator:
 
 
 def jsd_compute_loss(num_splits: int = 3, weight: float = 12.0, smoothing: float = 0.0) -> Callable[..., torch.Tensor]:
-    """A ``compute_loss_func`` for ``transformers.Trainer``: :class:`JsdLoss` on split batches, CE otherwise."""
+    """A ``compute_loss_func`` for ``transformers.Trainer``: :class:`JsdLoss` on split batches; on batches of one
+    view per image (evaluation) the same object's clean-split loss (cross entropy with ``smoothing``)."""
     jsd = JsdLoss(num_splits=num_splits, weight=weight, smoothing=smoothing)
 
     def compute_loss(outputs: Any, labels: torch.Tensor, num_items_in_batch: Any = None) -> torch.Tensor:
         logits = outputs["logits"] if isinstance(outputs, Mapping) else outputs.logits
         if labels is None:
             raise ValueError("jsd_compute_loss needs labels: keep the 'labels' key in the collated batch")
-        if logits.shape[0] == labels.shape[0]:
-            return F.cross_entropy(logits.float(), labels, label_smoothing=smoothing)
+        if logits.shape[0] == labels.shape[0]:  # one view per image (evaluation): the clean-split loss alone
+            return jsd.base_loss(logits.float(), labels)
         return jsd(logits, labels)
 
     return compute_loss

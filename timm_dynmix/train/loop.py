@@ -1,15 +1,19 @@
 """The Accelerate training loop: ``train(TrainConfig(...))``, DynMix (or a timm baseline) + JSD with exact resume.
 
-:func:`train` is a plain loop in the style of Accelerate's ``cv_example.py``, composed of the functions below (the
-same pieces ``examples/train.py`` composes into its shorter loop):
+:func:`train` is a loop in the style of Accelerate's ``cv_example.py`` in named steps: :func:`setup_run`,
+:func:`resume_progress`, per epoch :func:`train_epoch` and :func:`end_epoch`, then :func:`finish_run`.
+``examples/train.py`` writes the same loop out in one function, from the same pieces (tested to train the same
+weights):
 
 * :func:`create_accelerator`: one Accelerator; bf16 autocast on CPUs that compute it natively, threads, the seed;
 * :func:`create_train_model` and :func:`~timm_dynmix.train.data.prepare_data`: the model and its data (views,
   the per-epoch seeded, rank-sharded sampler, the in-memory path for small images), so that ranks see disjoint data
   and draw different augmentations and a resumed run (``resume="latest"``) reproduces an uninterrupted one
   (bit-identical on CPU with deterministic algorithms);
-* :func:`create_optimizer`, :func:`create_ema`, :func:`create_criterion`, :func:`batch_preparer`: timm's optimizer
-  and scheduler, the weight average, the loss (JSD with views), the per-step input (DynMix on the device, Mixup);
+* :func:`create_optimizer`, :func:`create_ema`, :func:`create_criterion`: timm's optimizer and scheduler, the weight
+  average, the loss (:class:`~timm_dynmix.loss.JsdLoss` with views) and Mixup;
+* :func:`create_step_augmentation` (the views, made in the step), :class:`ModelInput` (normalization, memory
+  format) and :func:`batch_preparer` (both, then Mixup): a loader batch to the model's input;
 * :func:`train_step`, :func:`evaluate`, :func:`epoch_record`: one optimizer step, the evaluation, an epoch's record;
 * checkpoints (:mod:`timm_dynmix.train.checkpoint`) and the outputs (:func:`build_results`, :func:`save_outputs`):
   the model in timm's hub format with its card, ``results.json`` and the resolved ``config.yaml``.
@@ -47,15 +51,17 @@ from timm_dynmix.train.data import TrainData, prepare_data
 from timm_dynmix.train.resolved import resolved_config
 from timm_dynmix.version import versions
 
-__all__ = ["train", "TrainProgress", "ModelInput", "create_accelerator", "create_train_model", "init_model",
-           "resolve_stem", "create_optimizer", "create_ema", "create_criterion", "batch_preparer", "train_step",
-           "evaluate", "evaluate_top1", "epoch_record", "write_run_config", "build_results", "run_status",
-           "done_message", "cross_rank_diagnostics",
-           "save_outputs"]
+__all__ = ["train", "TrainProgress", "TrainRun", "ModelInput", "setup_run", "resume_progress", "start_trackers",
+           "train_epoch", "end_epoch", "finish_run", "create_step_augmentation", "create_accelerator",
+           "create_train_model", "init_model", "resolve_stem", "create_optimizer", "create_ema", "create_criterion",
+           "batch_preparer", "train_step", "evaluate", "evaluate_top1", "epoch_record", "write_run_config",
+           "build_results", "run_status", "done_message", "cross_rank_diagnostics", "save_outputs"]
 
 logger = logging.getLogger(__name__)
 
 _WHITENING_SAMPLES = 5000
+
+Batch = tuple[torch.Tensor, torch.Tensor]
 
 
 @dataclass
@@ -77,17 +83,50 @@ class TrainProgress:
 
 
 # ------------------------------------------------------------------------------------------------------- train
-def train(cfg: TrainConfig) -> dict[str, Any]:
-    """Train a classifier as ``cfg`` says and return the results (also written to ``output_dir/results.json``)."""
-    from tqdm.auto import tqdm
+@dataclass
+class TrainRun:
+    """Everything :func:`train` sets up before its loop (:func:`setup_run`): the pieces ``examples/train.py`` makes
+    one by one."""
 
+    accelerator: Any
+    cfg: TrainConfig
+    native_bf16: bool | None
+    model: nn.Module
+    pcfg: dict[str, Any]
+    td: TrainData
+    to_input: ModelInput
+    optimizer: Any
+    scheduler: Any
+    lr: float
+    eval_dl: Any
+    ema: Any
+    criterion: nn.Module
+    prepare_batch: Callable[..., Batch]
+
+
+def train(cfg: TrainConfig) -> dict[str, Any]:
+    """Train a classifier as ``cfg`` says and return the results (also written to ``output_dir/results.json``).
+
+    The steps: :func:`setup_run` (accelerator, data, model, optimizer, loss), :func:`resume_progress` (where the
+    run starts: ``cfg.resume``), then one :func:`train_epoch` and :func:`end_epoch` (record, evaluation, checkpoint)
+    per epoch, then :func:`finish_run` (``results.json``, the model and its card).
+    """
     cfg.validate()
     start_time = time.time()
-    output_dir = Path(cfg.output_dir)
-    accelerator, cfg, native_bf16 = create_accelerator(cfg)
-    world = accelerator.num_processes
+    run = setup_run(cfg)
+    progress, resume_from = resume_progress(run.cfg, run.accelerator)
+    write_run_config(run.cfg, run.accelerator)
+    start_trackers(run.cfg, run.accelerator)
+    while progress.epoch < run.cfg.epochs and not progress.stop:
+        end_epoch(run, progress, *train_epoch(run, progress, resume_from))
+        resume_from = None
+    return finish_run(run, progress, start_time)
 
-    # ---- data, model, optimizer, loss
+
+def setup_run(cfg: TrainConfig) -> TrainRun:
+    """The accelerator, data, model, optimizer, scheduler, weight average and loss of a run, prepared by Accelerate
+    (the steps 1-4 of ``examples/train.py``)."""
+    accelerator, cfg, native_bf16 = create_accelerator(cfg)
     data = load_image_data(cfg.dataset, data_dir=cfg.data_dir, image_column=cfg.image_column,
                            label_column=cfg.label_column, train_split=cfg.train_split, eval_split=cfg.eval_split,
                            streaming=cfg.streaming)
@@ -95,93 +134,134 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     cfg, td = prepare_data(cfg, data, pcfg, accelerator)
     to_input = ModelInput(td.mean, td.std, cfg.channels_last, accelerator.device)
     model = init_model(model, cfg, td, to_input)
-    optimizer, scheduler, lr = create_optimizer(cfg, model, td.steps_per_epoch, world)
+    optimizer, scheduler, lr = create_optimizer(cfg, model, td.steps_per_epoch, accelerator.num_processes)
     model, optimizer = accelerator.prepare(model, optimizer)
     eval_dl = accelerator.prepare(td.eval_dl) if td.eval_dl is not None else None
     accelerator.register_for_checkpointing(scheduler)
     ema = create_ema(cfg, model, accelerator)
     criterion, mixup = create_criterion(cfg, td.num_splits, data.num_classes)
     prepare_batch = batch_preparer(cfg, td, to_input, mixup, accelerator.device)
+    return TrainRun(accelerator=accelerator, cfg=cfg, native_bf16=native_bf16, model=model, pcfg=pcfg, td=td,
+                    to_input=to_input, optimizer=optimizer, scheduler=scheduler, lr=lr, eval_dl=eval_dl, ema=ema,
+                    criterion=criterion, prepare_batch=prepare_batch)
 
-    # ---- resume
-    progress = TrainProgress()
+
+def resume_progress(cfg: TrainConfig, accelerator: Any) -> tuple[TrainProgress, Path | None]:
+    """Where a run starts: from scratch, or where the checkpoint ``cfg.resume`` names left off.
+
+    Returns:
+        The progress (epoch, batch in it, optimizer steps, history) and the checkpoint to load with
+        ``accelerator.load_state`` once the first epoch's batch iterator exists (None: nothing to load).
+
+    Raises:
+        ValueError: if the checkpoint is incomplete or was trained with other options (:func:`load_resume_state`).
+    """
+    output_dir = Path(cfg.output_dir)
     resume_from = resume_checkpoint(cfg, output_dir)
+    if resume_from is None:
+        if find_latest_checkpoint(output_dir) is not None:
+            logger.warning("%s holds checkpoints of an earlier run; this run starts from scratch and replaces them "
+                           "(use --resume latest to continue that run instead)", output_dir)
+        return TrainProgress(), None
+    state = load_resume_state(resume_from, cfg, accelerator.num_processes)
+    progress = TrainProgress(epoch=state["epoch"], start_batch=state["step_in_epoch"],
+                             global_step=state["global_step"], history=state.get("history", []))
+    logger.info("resuming from %s: epoch %d, batch %d, step %d", resume_from.name, progress.epoch,
+                progress.start_batch, progress.global_step)
+    return progress, resume_from
+
+
+def start_trackers(cfg: TrainConfig, accelerator: Any) -> None:
+    """Start Accelerate's trackers (``cfg.report_to``) with the run's scalar options; nothing without one."""
+    if cfg.report_to:
+        accelerator.init_trackers(Path(cfg.output_dir).name, config={
+            k: v for k, v in cfg.to_dict().items() if isinstance(v, (int, float, str, bool))})
+
+
+def train_epoch(run: TrainRun, progress: TrainProgress, resume_from: Path | None) -> tuple[torch.Tensor, int, float]:
+    """Train one epoch (from ``progress.start_batch``): the batches' views, one optimizer step each
+    (:func:`train_step`), the scheduler, the weight average, mid-epoch checkpoints and ``--max-steps``.
+
+    ``resume_from`` (the checkpoint :func:`resume_progress` found) is loaded once the epoch's batch iterator exists,
+    so that the RNG states are exactly the saved ones.
+
+    Returns:
+        The sum of the step losses, the batch the epoch ended at and the epoch's time in seconds.
+    """
+    from tqdm.auto import tqdm
+
+    cfg, td, accelerator, model = run.cfg, run.td, run.accelerator, run.model
+    epoch, first_batch = progress.epoch, progress.start_batch
+    td.set_epoch(epoch, first_batch)
+    model.train()
+    batches = td.batches(epoch, first_batch, with_indices=True)
     if resume_from is not None:
-        state = load_resume_state(resume_from, cfg, world)
-        progress = TrainProgress(epoch=state["epoch"], start_batch=state["step_in_epoch"],
-                                 global_step=state["global_step"], history=state.get("history", []))
-        logger.info("resuming from %s: epoch %d, batch %d, step %d", resume_from.name, progress.epoch,
-                    progress.start_batch, progress.global_step)
-    elif find_latest_checkpoint(output_dir) is not None:
-        logger.warning("%s holds checkpoints of an earlier run; this run starts from scratch and replaces them "
-                       "(use --resume latest to continue that run instead)", output_dir)
-    write_run_config(cfg, accelerator)
-    if cfg.report_to:
-        accelerator.init_trackers(output_dir.name, config={k: v for k, v in cfg.to_dict().items()
-                                                          if isinstance(v, (int, float, str, bool))})
+        accelerator.load_state(str(resume_from))  # after the iterator exists: RNG states exactly as saved
+    loss_sum, step_in_epoch, epoch_start = torch.zeros((), device=accelerator.device), first_batch, time.time()
+    bar = tqdm(total=td.steps_per_epoch, initial=first_batch, desc=f"epoch {epoch + 1}/{cfg.epochs}",
+               disable=None if accelerator.is_local_main_process else True,  # None: on terminals only
+               leave=False)
+    for batch in batches:  # (x, y), or (x, y, dataset indices) on the in-memory path
+        x, y = batch[0], batch[1]
+        progress.samples_seen += x.shape[0] // td.loader_views  # source images, whatever the number of views
+        x, y = run.prepare_batch(x, y, progress.global_step, epoch=epoch, indices=batch[2] if len(batch) > 2 else None)
+        loss = train_step(model, run.criterion, run.optimizer, accelerator, x, y, cfg.clip_grad)
+        step_in_epoch += 1
+        loss_sum += loss.detach()
+        bar.update(1)
+        if accelerator.sync_gradients:
+            progress.global_step += 1
+            run.scheduler.step_update(num_updates=progress.global_step)
+            if run.ema is not None:
+                run.ema.update(accelerator.unwrap_model(model), step=progress.global_step)
+            if cfg.checkpoint_every and progress.global_step % cfg.checkpoint_every == 0:
+                save_checkpoint(accelerator, Path(cfg.output_dir), checkpoint_state(
+                    cfg, epoch, step_in_epoch, progress.global_step, accelerator.num_processes, progress.history,
+                    False), cfg.keep_checkpoints)
+            if cfg.max_steps and progress.global_step >= cfg.max_steps:
+                progress.stop = True
+                break
+    bar.close()
+    return loss_sum, step_in_epoch, time.time() - epoch_start
 
-    # ---- the loop
-    while progress.epoch < cfg.epochs and not progress.stop:
-        epoch, first_batch = progress.epoch, progress.start_batch
-        td.set_epoch(epoch, first_batch)
-        model.train()
-        batches = td.batches(epoch, first_batch, with_indices=True)
-        if resume_from is not None:
-            accelerator.load_state(str(resume_from))  # after the iterator exists: RNG states exactly as saved
-            resume_from = None
-        loss_sum, loss_count = torch.zeros((), device=accelerator.device), 0
-        epoch_start = time.time()
-        bar = tqdm(total=td.steps_per_epoch, initial=first_batch, desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                   disable=None if accelerator.is_local_main_process else True,  # None: on terminals only
-                   leave=False)
-        step_in_epoch = first_batch
-        for batch in batches:  # (x, y), or (x, y, dataset indices) on the in-memory path
-            x, y = batch[0], batch[1]
-            progress.samples_seen += x.shape[0] // td.loader_views  # source images, whatever the number of views
-            x, y = prepare_batch(x, y, progress.global_step, epoch=epoch,
-                                 indices=batch[2] if len(batch) > 2 else None)
-            loss = train_step(model, criterion, optimizer, accelerator, x, y, cfg.clip_grad)
-            step_in_epoch += 1
-            loss_sum += loss.detach()
-            loss_count += 1
-            bar.update(1)
-            if accelerator.sync_gradients:
-                progress.global_step += 1
-                scheduler.step_update(num_updates=progress.global_step)
-                if ema is not None:
-                    ema.update(accelerator.unwrap_model(model), step=progress.global_step)
-                if cfg.checkpoint_every and progress.global_step % cfg.checkpoint_every == 0:
-                    save_checkpoint(accelerator, output_dir, checkpoint_state(
-                        cfg, epoch, step_in_epoch, progress.global_step, world, progress.history, False),
-                        cfg.keep_checkpoints)
-                if cfg.max_steps and progress.global_step >= cfg.max_steps:
-                    progress.stop = True
-                    break
-        bar.close()
-        epoch_time = time.time() - epoch_start
-        progress.train_time += epoch_time
-        progress.start_batch = 0
-        record = epoch_record(accelerator, epoch, loss_sum, loss_count, optimizer,
-                              (step_in_epoch - first_batch) * cfg.batch_size * world, epoch_time, first_batch)
-        if eval_dl is not None and ((epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs or progress.stop):
-            record.update(evaluate(model, eval_dl, accelerator, to_input, tta_flip=cfg.tta_flip, ema=ema))
-        progress.history.append(record)
-        if accelerator.is_main_process:
-            logger.info("epoch %d/%d: %s", epoch + 1, cfg.epochs,
-                        ", ".join(f"{k} {v:.4g}" for k, v in record.items() if k != "epoch"))
-        if cfg.report_to:
-            accelerator.log({k: v for k, v in record.items() if k != "epoch"}, step=epoch + 1)
-        if not progress.stop:
-            save_checkpoint(accelerator, output_dir, checkpoint_state(
-                cfg, epoch, step_in_epoch, progress.global_step, world, progress.history, True), cfg.keep_checkpoints)
-        progress.epoch += 1
 
-    # ---- outputs
-    final_model = ema.module if ema is not None else accelerator.unwrap_model(model)
-    results = build_results(cfg, td, accelerator, accelerator.unwrap_model(model), pcfg, progress, lr=lr,
-                            ema=ema is not None, native_bf16=native_bf16, start_time=start_time)
-    results = save_outputs(results, final_model, pcfg, td.data, accelerator, cfg)
+def end_epoch(run: TrainRun, progress: TrainProgress, loss_sum: torch.Tensor, step_in_epoch: int,
+              epoch_time: float) -> dict[str, Any]:
+    """Close the epoch :func:`train_epoch` trained: its record (with the evaluation every ``eval_every`` epochs, the
+    last and a stopped one), the log line and trackers, the end-of-epoch checkpoint; then move ``progress`` on.
+
+    Returns:
+        The epoch's record (also appended to ``progress.history``).
+    """
+    cfg, accelerator = run.cfg, run.accelerator
+    epoch, first_batch, world = progress.epoch, progress.start_batch, accelerator.num_processes
+    progress.train_time += epoch_time
+    record = epoch_record(accelerator, epoch, loss_sum, step_in_epoch - first_batch, run.optimizer,
+                          (step_in_epoch - first_batch) * cfg.batch_size * world, epoch_time, first_batch)
+    if run.eval_dl is not None and ((epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs or progress.stop):
+        record.update(evaluate(run.model, run.eval_dl, accelerator, run.to_input, tta_flip=cfg.tta_flip, ema=run.ema))
+    progress.history.append(record)
+    if accelerator.is_main_process:
+        logger.info("epoch %d/%d: %s", epoch + 1, cfg.epochs,
+                    ", ".join(f"{k} {v:.4g}" for k, v in record.items() if k != "epoch"))
     if cfg.report_to:
+        accelerator.log({k: v for k, v in record.items() if k != "epoch"}, step=epoch + 1)
+    if not progress.stop:
+        save_checkpoint(accelerator, Path(cfg.output_dir), checkpoint_state(
+            cfg, epoch, step_in_epoch, progress.global_step, world, progress.history, True), cfg.keep_checkpoints)
+    progress.epoch, progress.start_batch = epoch + 1, 0
+    return record
+
+
+def finish_run(run: TrainRun, progress: TrainProgress, start_time: float) -> dict[str, Any]:
+    """The run's outputs (:func:`build_results`, :func:`save_outputs`: ``results.json``, the model and its card, the
+    push) and the trackers' end; returns the results."""
+    accelerator, ema = run.accelerator, run.ema
+    final_model = ema.module if ema is not None else accelerator.unwrap_model(run.model)
+    results = build_results(run.cfg, run.td, accelerator, accelerator.unwrap_model(run.model), run.pcfg, progress,
+                            lr=run.lr, ema=ema is not None, native_bf16=run.native_bf16, start_time=start_time)
+    results = save_outputs(results, final_model, run.pcfg, run.td.data, accelerator, run.cfg)
+    if run.cfg.report_to:
         accelerator.end_training()
     return results
 
@@ -374,9 +454,6 @@ def create_criterion(cfg: TrainConfig, num_splits: int, num_classes: int) -> tup
     return nn.CrossEntropyLoss(label_smoothing=cfg.smoothing), None
 
 
-Batch = tuple[torch.Tensor, torch.Tensor]
-
-
 def batch_preparer(cfg: TrainConfig, td: TrainData, to_input: ModelInput, mixup: Any,
                    device: torch.device) -> Callable[..., Batch]:
     """``prepare(x, y, global_step, *, epoch=0, indices=None) -> (x, y)``: a loader batch on the device, as the
@@ -387,8 +464,7 @@ def batch_preparer(cfg: TrainConfig, td: TrainData, to_input: ModelInput, mixup:
     :func:`_device_augmentation` for the seeding). Then normalization / memory format (:class:`ModelInput`) and
     Mixup / CutMix.
     """
-    device_aug = _device_augmentation(cfg, td.mean, td.std, device, td.rank) \
-        if cfg.aug_device in ("step", "model") else None
+    device_aug = create_step_augmentation(cfg, td, device)
 
     def prepare(x: torch.Tensor, y: torch.Tensor, step: int, *, epoch: int = 0,
                 indices: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -401,6 +477,19 @@ def batch_preparer(cfg: TrainConfig, td: TrainData, to_input: ModelInput, mixup:
         return x, y
 
     return prepare
+
+
+def create_step_augmentation(cfg: TrainConfig, td: TrainData,
+                             device: torch.device) -> Callable[..., torch.Tensor] | None:
+    """The batched augmentation of the training step, or None when the loader makes the views (``aug_device``).
+
+    ``augment(x, global_step, epoch, indices)``: a uint8 batch of ``B`` crops in, normalized views out: with JSD
+    ``num_splits * B`` rows, split-major ``[clean, mix_1, ..., mix_N]``; without, ``B`` augmented images (see
+    :func:`_device_augmentation` for the seeding).
+    """
+    if cfg.aug_device not in ("step", "model"):
+        return None
+    return _device_augmentation(cfg, td.mean, td.std, device, td.rank)
 
 
 def _step_augmentation_class(family: str) -> type:
