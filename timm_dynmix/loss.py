@@ -23,6 +23,7 @@ import math
 import numbers
 import warnings
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -83,7 +84,12 @@ class JsdLoss(nn.Module):
     Only the clean split's targets feed the base loss.
     """
 
-    def __init__(self, num_splits: int = 3, weight: float = 12.0, base_loss: Callable | None = None,
+    num_splits: int
+    weight: float
+    smoothing: float
+    base_loss: Callable[..., torch.Tensor]
+
+    def __init__(self, num_splits: int = 3, weight: float = 12.0, base_loss: Callable[..., torch.Tensor] | None = None,
                  smoothing: float = 0.0):
         super().__init__()
         if isinstance(num_splits, bool) or not isinstance(num_splits, numbers.Integral):
@@ -178,7 +184,7 @@ class JsdLoss(nn.Module):
         return torch.cat(list(splits))
 
 
-def timm_jsd_arguments(num_splits: int = 3, alpha: float = 12, smoothing: float | None = 0.1) -> dict[str, object]:
+def timm_jsd_arguments(num_splits: int = 3, alpha: float = 12, smoothing: float | None = 0.1) -> dict[str, Any]:
     """:class:`JsdLoss` arguments for timm's ``JsdCrossEntropy(num_splits, alpha, smoothing)`` (its defaults):
     ``alpha`` is the weight, ``smoothing=None`` means 0."""
     return {"num_splits": num_splits, "weight": alpha, "smoothing": 0.0 if smoothing is None else smoothing}

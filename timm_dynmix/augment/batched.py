@@ -47,6 +47,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import torch
@@ -112,8 +113,8 @@ def _to_storage(x: torch.Tensor) -> tuple[torch.Tensor, bool]:
         return x, True
     if x.numel() == 0:
         return x.detach().float(), False
-    lo, hi = torch.aminmax(x.detach())
-    lo, hi = float(lo), float(hi)
+    lo_t, hi_t = torch.aminmax(x.detach())
+    lo, hi = float(lo_t), float(hi_t)
     if not (math.isfinite(lo) and math.isfinite(hi)) or lo < -FLOAT_RANGE_TOL or hi > 1 + FLOAT_RANGE_TOL:
         raise ValueError(f"float batches must hold images in [0, 1], got values in [{lo:.4g}, {hi:.4g}]; "
                          "divide 0-255 floats by 255, and run DynMix before normalization (or pass uint8)")
@@ -132,11 +133,11 @@ def _finish_bilinear(out: torch.Tensor, exact: bool) -> torch.Tensor:
     return out.add_(TRUNC_EPS).to(torch.uint8)  # values are in [0, 255]; the cast truncates like PIL's (UINT8)v
 
 
-def _k_flip_h(x, code, p, exact):
+def _k_flip_h(x: torch.Tensor, code: torch.Tensor, p: torch.Tensor, exact: bool) -> torch.Tensor:
     return x.flip(-1)
 
 
-def _k_flip_v(x, code, p, exact):
+def _k_flip_v(x: torch.Tensor, code: torch.Tensor, p: torch.Tensor, exact: bool) -> torch.Tensor:
     return x.flip(-2)
 
 
@@ -175,21 +176,21 @@ def _shift(x: torch.Tensor, s: torch.Tensor, dim: int, exact: bool) -> torch.Ten
     return _finish_bilinear(out, exact)
 
 
-def _k_shear_x(x, code, p, exact):
+def _k_shear_x(x: torch.Tensor, code: torch.Tensor, p: torch.Tensor, exact: bool) -> torch.Tensor:
     # PIL coefficients (1, p, -p * cy, 0, 1, 0) -> xin = u + p * (v - cy): row v is shifted by p * (v - cy)
     n, _, h, _ = x.shape
     v = torch.arange(h, device=x.device, dtype=torch.float64) + (0.5 - h / 2.0)
     return _shift(x, p.view(n, 1) * v.view(1, h), -1, exact)
 
 
-def _k_shear_y(x, code, p, exact):
+def _k_shear_y(x: torch.Tensor, code: torch.Tensor, p: torch.Tensor, exact: bool) -> torch.Tensor:
     # (1, 0, 0, p, 1, -p * cx) -> yin = v + p * (u - cx): column u is shifted by p * (u - cx)
     n, _, _, w = x.shape
     u = torch.arange(w, device=x.device, dtype=torch.float64) + (0.5 - w / 2.0)
     return _shift(x, p.view(n, 1) * u.view(1, w), -2, exact)
 
 
-def _k_translate(x, code, p, exact):
+def _k_translate(x: torch.Tensor, code: torch.Tensor, p: torch.Tensor, exact: bool) -> torch.Tensor:
     """translate_x / translate_y by whole pixels: ``out[v, u] = x[v - dy, u - dx]``, 0 where uncovered.
 
     A gather of the input's own values (no arithmetic on them), so uint8 and float batches are moved exactly, as
@@ -216,7 +217,7 @@ def _check_whole_translations(code: torch.Tensor, param: torch.Tensor) -> None:
                          f"got {torch.unique(param[bad])[:4].tolist()}")
 
 
-def _k_rotate(x, code, p, exact):
+def _k_rotate(x: torch.Tensor, code: torch.Tensor, p: torch.Tensor, exact: bool) -> torch.Tensor:
     # PIL's Image.rotate(p): output centre (u, v) samples the input at
     # (cos r (u - cx) - sin r (v - cy) + cx,  sin r (u - cx) + cos r (v - cy) + cy),  r = radians(p mod 360)
     n, _, h, w = x.shape
@@ -273,7 +274,7 @@ def _equalize_lut(q: torch.Tensor) -> torch.Tensor:
     return torch.where(step > 0, lut, i)
 
 
-def _k_lut(x, code, p, exact):
+def _k_lut(x: torch.Tensor, code: torch.Tensor, p: torch.Tensor, exact: bool) -> torch.Tensor:
     """The pixel ops (solarize, posterize, autocontrast, equalize): one 256-entry table per image and channel.
 
     ``code`` comes sorted (see ``_apply_codes``): every op's images form one contiguous run.
@@ -339,7 +340,7 @@ def _resample_axis(x: torch.Tensor, dim: int, out_size: int, box: bool, exact: b
     idx, wts = _pil_coeffs(in_size, out_size, box)
     idx_t = torch.from_numpy(idx).to(x.device)
     w_t = torch.from_numpy(wts).to(x.device)
-    out = None
+    out: torch.Tensor | None = None
     for t in range(idx.shape[1]):  # <= 2 taps for these filters
         if dim == -1:  # a gather with a broadcast index is much faster than index_select along the last dim
             term = x.gather(-1, idx_t[:, t].view(1, 1, 1, out_size).expand(n, c, h, out_size))
@@ -347,12 +348,14 @@ def _resample_axis(x: torch.Tensor, dim: int, out_size: int, box: bool, exact: b
         else:
             term = x.index_select(-2, idx_t[:, t]).mul_(w_t[:, t].view(1, 1, out_size, 1))
         out = term if out is None else out.add_(term)
+    if out is None:
+        raise ValueError(f"a resampling filter needs at least one tap, got index shape {tuple(idx.shape)}")
     if exact:  # PIL stores every pass as uint8: round half up (weights sum to 1: no clipping needed)
         out = out.add_(0.5).floor_()
     return out
 
 
-def _k_downscale(x, code, p, exact):
+def _k_downscale(x: torch.Tensor, code: torch.Tensor, p: torch.Tensor, exact: bool) -> torch.Tensor:
     # PIL: img.resize((round(W * p), round(H * p)), BOX).resize((W, H), BILINEAR); horizontal pass first
     h, w = x.shape[2:]
     small_w = torch.round(w * p).clamp(min=1).long()
@@ -564,12 +567,12 @@ class DynamicMixupBatch(nn.Module):
         h, w = size
         n, b = cfg.num_mixes, int(batch_size)
         slots = 2 * n * b
-        kw = {"device": device, "generator": g}
-        op = torch.randint(len(cfg.ops), (2, slots), **kw)
-        level = MIN_LEVEL + (cfg.magnitude - MIN_LEVEL) * torch.rand((2, slots), dtype=torch.float64, **kw)
-        negative = torch.rand((2, slots), dtype=torch.float64, **kw) < 0.5
+        op = torch.randint(len(cfg.ops), (2, slots), device=device, generator=g)
+        level = MIN_LEVEL + (cfg.magnitude - MIN_LEVEL) * torch.rand((2, slots), dtype=torch.float64, device=device,
+                                                                     generator=g)
+        negative = torch.rand((2, slots), dtype=torch.float64, device=device, generator=g) < 0.5
         if cfg.depth == 2:
-            depth2 = torch.rand(slots, dtype=torch.float64, **kw) < cfg.depth2_prob
+            depth2 = torch.rand(slots, dtype=torch.float64, device=device, generator=g) < float(cfg.depth2_prob or 0)
         else:
             depth2 = torch.zeros(slots, dtype=torch.bool, device=device)
         m1 = _beta(cfg.alpha, (n, b), device, g)
@@ -581,7 +584,8 @@ class DynamicMixupBatch(nn.Module):
             o = OPS[name]
             if o.magnitude is None:
                 continue
-            value = o.magnitude(level, (w, h))  # the PIL path's level -> parameter formula, elementwise
+            magnitude: Any = o.magnitude  # float -> float, applied here to a tensor of levels
+            value = magnitude(level, (w, h))  # the PIL path's level -> parameter formula, elementwise
             if o.signed:
                 value = torch.where(negative, -value, value)
             param = torch.where(op == k, value, param)
@@ -634,10 +638,11 @@ class DynamicMixupBatch(nn.Module):
         x = _check_batch(x)
         g = _check_generator(generator if generator is not None else self.generator, x.device)
         store, exact = _to_storage(x)
-        params = self.sample_params(x.shape[0], tuple(x.shape[2:]), device=x.device, generator=g)
+        params = self.sample_params(x.shape[0], (int(x.shape[2]), int(x.shape[3])), device=x.device, generator=g)
         return store, exact, params
 
-    def apply(self, x: torch.Tensor, params: BatchParams) -> tuple[torch.Tensor, ...]:
+    def apply(  # type: ignore[override]  # torchvision v2's sample-then-apply, not nn.Module.apply(fn)
+            self, x: torch.Tensor, params: BatchParams) -> tuple[torch.Tensor, ...]:
         """The ``num_mixes`` views of ``x`` for given ``params`` (same shape and dtype as ``x``)."""
         x = _check_batch(x)
         if params.size != tuple(x.shape[2:]) or params.batch_size != x.shape[0]:

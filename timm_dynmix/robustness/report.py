@@ -496,10 +496,10 @@ def load_reports(folders: Sequence[str | os.PathLike[str]]) -> list[tuple[str, d
         paths.append(path if path.is_dir() else path.parent)
     auto = _report_labels(paths) if paths else []
     reports = []
-    for label, fallback, path in zip(labels, auto, paths):
+    for given_label, fallback, path in zip(labels, auto, paths):
         file = path / REPORT_JSON
         try:
-            reports.append((label or fallback, json.loads(file.read_text("utf-8"))))
+            reports.append((given_label or fallback, json.loads(file.read_text("utf-8"))))
         except json.JSONDecodeError as e:
             raise ValueError(f"{file} is not valid JSON: {e}") from None
     return reports

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import yaml
@@ -337,7 +337,7 @@ def create_train_model(cfg: TrainConfig, data: ImageData, input_size: int | None
     if cfg.drop_rate:
         kwargs["drop_rate"] = cfg.drop_rate
     model = timm.create_model(cfg.model, pretrained=cfg.pretrained, **kwargs)
-    pcfg = dict(model.pretrained_cfg)
+    pcfg: dict[str, Any] = dict(cast(Any, model).pretrained_cfg)
     size = input_size or data.input_size or pcfg.get("input_size", (3, 224, 224))[-1]
     pcfg.update(input_size=(3, size, size), num_classes=num_classes)
     if size <= 64:
@@ -377,7 +377,7 @@ def init_model(model: nn.Module, cfg: TrainConfig, td: TrainData, to_input: Mode
     if resolve_stem(model, cfg) == "whitened":
         gen = torch.Generator().manual_seed(derive_seed(cfg.seed, split="whitening"))
         pick = torch.randperm(len(td.decoded_train), generator=gen)[:_WHITENING_SAMPLES]
-        model.init_whitening(to_input.normalize(td.training_images(pick)))
+        cast(Any, model).init_whitening(to_input.normalize(td.training_images(pick)))
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model
@@ -575,7 +575,7 @@ def epoch_record(accelerator: Any, epoch: int, loss_sum: torch.Tensor, loss_coun
     return record
 
 
-def evaluate(model: nn.Module, eval_dl: Any, accelerator: Any, to_input: Callable | None = None,
+def evaluate(model: nn.Module, eval_dl: Any, accelerator: Any, to_input: Callable[..., Any] | None = None,
              tta_flip: bool = False, ema: Any = None) -> dict[str, float]:
     """The evaluation of an epoch: :func:`evaluate_top1` of the model, or with ``ema`` of the averaged weights (the
     run's model then) plus the raw weights' ``raw_clean_top1`` and ``raw_clean_loss``."""
@@ -589,7 +589,7 @@ def evaluate(model: nn.Module, eval_dl: Any, accelerator: Any, to_input: Callabl
     return out
 
 
-def evaluate_top1(model: nn.Module, loader: Any, accelerator: Any, prepare: Callable | None = None,
+def evaluate_top1(model: nn.Module, loader: Any, accelerator: Any, prepare: Callable[..., Any] | None = None,
                   tta_flip: bool = False) -> dict[str, float]:
     """Clean top-1 accuracy (percent) and loss over ``loader``, gathered across processes without duplicates.
 
@@ -683,7 +683,7 @@ def run_status(cfg: TrainConfig, td: TrainData, progress: TrainProgress) -> dict
     updates_per_epoch = max(1, td.steps_per_epoch // cfg.grad_accum_steps)
     planned = cfg.epochs * updates_per_epoch
     completed = not progress.stop or progress.global_step >= planned
-    status = {"completed": completed, "epochs_completed": cfg.epochs if completed else
+    status: dict[str, Any] = {"completed": completed, "epochs_completed": cfg.epochs if completed else
               round(progress.global_step / updates_per_epoch, 4), "steps_completed": progress.global_step,
               "steps_planned": planned}
     if not completed:
@@ -748,11 +748,11 @@ def _save_final_model(model: nn.Module, pcfg: dict[str, Any], output_dir: Path, 
     from timm_dynmix.models.transformers import TransformersClassifier
 
     if isinstance(model, TransformersClassifier):
-        model.hf_model.save_pretrained(output_dir / "model")
+        cast(Any, model.hf_model).save_pretrained(output_dir / "model")
         return
     from timm_dynmix.hub import save_pretrained
 
-    model.pretrained_cfg = {**pcfg, "architecture": pcfg.get("architecture", results["model"])}
+    cast(Any, model).pretrained_cfg = {**pcfg, "architecture": pcfg.get("architecture", results["model"])}
     save_pretrained(model, output_dir, label_names=data.label_names, results=results)
 
 
