@@ -42,8 +42,8 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["AugSpec", "create_aug_spec", "AUG_FAMILIES", "AUG_CHOICES", "AUG_DEVICES", "STEP_AUGMENTATIONS",
-           "VIEW_FAMILIES"]
+__all__ = ["AugSpec", "create_aug_spec", "UnknownAugmentationError", "AUG_FAMILIES", "AUG_CHOICES", "AUG_DEVICES",
+           "STEP_AUGMENTATIONS", "VIEW_FAMILIES"]
 
 #: The closed set of augmentation families (see the module docstring).
 AUG_FAMILIES = ("none", "mixup", "cutmix", "autoaugment", "random-autoaugment", "augmix", "augmix-timm", "dynmix",
@@ -67,6 +67,10 @@ _AA_STAR = ("autoaugment", "autoaugment-cifar10", "autoaugment-imagenet")
 _TIMM_AUGMIX = ("augmix-timm", "augmix-m3-w3")  # our name for timm's AugMix, and the timm string it stands for
 _DEFAULT_VIEWS = 2
 _MAX_VIEWS = 8
+
+
+class UnknownAugmentationError(ValueError):
+    """A string that names no augmentation family (a ``ValueError``)."""
 
 
 @dataclass(frozen=True)
@@ -161,6 +165,14 @@ class AugSpec:
         """What the per-image transform is built from: :attr:`canonical`, or None for none, mixup and cutmix
         (no per-image augmentation)."""
         return None if self.family in ("none", "mixup", "cutmix") else self.canonical
+
+    @property
+    def timm_string(self) -> str | None:
+        """The timm auto-augment string when the per-image transform is timm's own (timm's AugMix, policies,
+        RandAugment), else None (ours: DynMix, the official AugMix, AA*, Random AA*; or none)."""
+        if self.family == "augmix-timm" or (self.family == "autoaugment" and self.params not in _AA_STAR):
+            return self.params
+        return None
 
     @property
     def gives_ops(self) -> bool:
@@ -269,7 +281,7 @@ def _family(aug: str) -> str:
 
     if head in TIMM_AA_POLICIES:
         return "autoaugment"
-    raise ValueError(f"unknown --aug {aug!r}; choose one of {', '.join(AUG_CHOICES)}, 'dynmix-<config>', "
+    raise UnknownAugmentationError(f"unknown --aug {aug!r}; choose one of {', '.join(AUG_CHOICES)}, 'dynmix-<config>', "
                      f"'augmix_official-<config>', 'prime-<config>', 'autoaugment-cifar10', 'autoaugment-imagenet' "
                      f"or a timm auto-augment string ('rand-m9-mstd0.5', 'augmix-m3-w3', 'original', 'v0')")
 
