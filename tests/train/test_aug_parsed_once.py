@@ -26,8 +26,8 @@ from timm_dynmix.train import TrainConfig, train
 PARSERS = [("timm_dynmix.augment.config", "_parse_sections"), ("timm_dynmix.augment.baselines", "parse_augmix_config"),
            ("timm_dynmix.augment.prime", "parse_prime_config"), ("timm_dynmix.augment.timm_aug", "parse_timm_aug"),
            ("timm_dynmix.augment.spec", "create_aug_spec")]
-TINY = {"max_train_samples": 32, "max_eval_samples": 16, "batch_size": 16, "epochs": 1, "num_workers": 0,
-        "max_steps": 2}
+TINY = {"max_train_samples": 16, "max_eval_samples": 8, "batch_size": 8, "epochs": 1, "num_workers": 0,
+        "max_steps": 1}
 
 
 def _count_parses(monkeypatch) -> Counter:
