@@ -2,11 +2,12 @@
 every layer below (data, transforms, the step augmentation, the results) takes the spec; the hub layer parses the
 recorded canonical string once more when it writes ``config.json`` and the model card from ``results.json``.
 
-Every family's string parser is wrapped with a counter in every ``timm_dynmix`` module that holds it (``from ... import``
-copies included). A call counts as a parse when its argument is a string: the classes pass their typed config
-through the same functions (``parse_config(DynMixConfig)`` returns it unchanged), which parses nothing.
+Every family's string parser is wrapped with a counter in every ``timm_dynmix`` module that holds it
+(``from ... import`` copies included). A call counts as a parse when its argument is a string: the classes pass their
+typed config through the same functions (``parse_config(DynMixConfig)`` returns it unchanged), which parses nothing.
 """
 
+import dataclasses
 import sys
 from collections import Counter
 
@@ -67,8 +68,6 @@ def test_replace_keeps_the_spec_and_reparses_only_a_new_string(monkeypatch):
     counts = _count_parses(monkeypatch)
     cfg = TrainConfig(aug="dynmix-n3")
     spec = cfg.spec
-    import dataclasses
-
     same = dataclasses.replace(cfg, epochs=3, aug_device="step", num_mixes=3)
     assert same.spec is not None and same.spec == spec and same.mixes == 3 and same.aug_string == str(spec)
     assert sum(counts.values()) == 2  # create_aug_spec + the DynMix grammar, once
