@@ -24,6 +24,8 @@ __all__ = ["TrainConfig", "AUG_CHOICES", "AUG_DEVICES", "STEP_AUGMENTATIONS", "l
            "field_types", "field_help", "check_aug"]
 
 
+# kept for callers of the former API: the package itself decides an --aug's family and parses it only in
+# timm_dynmix.augment.spec (create_aug_spec), once, into TrainConfig.spec
 def is_prime(aug: object) -> bool:
     """Whether ``aug`` is a PRIME config string (``prime``, ``prime-imagenet``, ``prime-<keys>``)."""
     return isinstance(aug, str) and (aug == "prime" or aug.startswith("prime-"))
