@@ -229,7 +229,7 @@ class TrainConfig:
         else:
             if self.num_mixes is not None and spec.has_views and spec.views != self.num_mixes:
                 spec = spec.with_views(self.num_mixes)
-            if self.aug_device != "auto":
+            if self.aug_device != "auto" and spec.device != ("step" if self.aug_device == "model" else self.aug_device):
                 spec = spec.with_device(self.aug_device)
         self._aug_spec = spec
         return spec
