@@ -113,3 +113,36 @@ def test_the_constructor_checks_consistency():
         AugSpec("none", device="step")
     with pytest.raises(ValueError, match="makes no views"):
         create_aug_spec("cutmix").with_views(2)
+
+
+def test_create_transform_takes_the_spec_without_parsing_again(monkeypatch):
+    from timm_dynmix import create_transform
+    from timm_dynmix.augment.baselines import AugMix
+    from timm_dynmix.data.views import DynMixViews
+
+    specs = {aug: create_aug_spec(aug) for aug in ("dynmix-m4", "augmix", "augmix-timm", "autoaugment", "mixup")}
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("parsed again")
+
+    monkeypatch.setattr("timm_dynmix.data.transforms_factory.create_aug_spec", refuse)
+    views = create_transform(96, is_training=True, aug=specs["dynmix-m4"])
+    assert isinstance(views, DynMixViews) and views.dynmix.config.magnitude == 4
+    assert views.dynmix.config.op_set_name == "imagenet"  # no op set in the string: the set for 96 px
+    assert isinstance(create_transform(32, is_training=True, aug=specs["augmix"], separate=True)[1], AugMix)
+    assert "AugMixAugment" in repr(create_transform(32, is_training=True, aug=specs["augmix-timm"]))
+    assert "AutoAugmentStar" in repr(create_transform(32, is_training=True, aug=specs["autoaugment"]))
+    plain = create_transform(32, is_training=True, aug=specs["mixup"]).transforms  # check, crop, flip, to tensor
+    assert [type(t).__name__ for t in plain] == ["CheckImage", "RandomCrop", "RandomHorizontalFlip", "Compose"]
+
+
+def test_the_hub_layer_reads_the_recorded_string_through_the_spec():
+    from timm_dynmix.hub.summary import RunSummary
+
+    for aug, tag in (("augmix_official-s3-w3-d0-a1", "augmix_digits"), ("augmix-m3-w3", "augmix_digits"),
+                     ("dynmix-m3-d2-p0.5-a1-wpair-b0-n2-ocifar", "dynmix_digits"), ("none", "none_digits"),
+                     ("dynmix-zz9", "dynmix_digits")):  # an unparseable record keeps its first section
+        run = RunSummary.from_results({"aug": aug, "dataset": {"name": "digits"}})
+        assert run.tag == tag, aug
+        assert (run.aug["spec"] is None) == (aug == "dynmix-zz9") and run.aug["is_dynmix"] == (aug.startswith("dyn")
+                                                                                               and "zz" not in aug)
