@@ -16,7 +16,7 @@ autoaugment         AA* (``autoaugment[-cifar10|-imagenet]``) and timm's    the 
                     policies and RandAugment (``original``, ``v0``,
                     ``rand-m9-mstd0.5``, ...)
 random-autoaugment  ``random-autoaugment`` (Random AA*)                     the string                      0
-augmix              the official AugMix: ``augmix``, ``augmix_official-..``  :class:`AugMixConfig`           n
+augmix              the official AugMix: ``augmix``, ``augmix_official-...`` :class:`AugMixConfig`           n
 augmix-timm         timm's AugMix: ``augmix-timm`` (= ``augmix-m3-w3``),    the validated timm string       n
                     ``augmix-m3-w3-...``
 dynmix              ``dynmix``, ``dynmix-<config>``                         :class:`DynMixConfig`           n
