@@ -8,6 +8,7 @@ Public API::
     from timm_dynmix import AugMixBatch   # the official AugMix on batches, per-sample draws
     from timm_dynmix import AugMix, AutoAugmentStar, RandomAutoAugmentStar   # the papers' baselines
     from timm_dynmix import PrimeBatch, PrimeConfig, parse_prime_config   # PRIME on batches, on any device
+    from timm_dynmix import AugSpec, create_aug_spec   # an --aug string, parsed and validated once
     from timm_dynmix import corrupt, make_c, evaluate_corruptions, build_report, write_report   # robustness
 
 The names are loaded on first use (``import timm_dynmix`` itself loads neither torch nor timm). Our timm
@@ -34,6 +35,7 @@ _EXPORTS = _lazy.exports({
                                   "format_prime_config"),
     "timm_dynmix.augment.ops": ("Op", "OPS", "OP_SETS", "get_op", "resolve_ops"),
     "timm_dynmix.augment.timm_aug": ("validate_timm_aug",),
+    "timm_dynmix.augment.spec": ("AugSpec", "create_aug_spec"),
     "timm_dynmix.data.views": ("DynMixViews", "DynMixDataset", "collate_splits"),
     "timm_dynmix.data.transforms_factory": ("create_transform",),
     "timm_dynmix.loss": ("JsdLoss", "TimmJsdCrossEntropy", "js_divergence"),
@@ -67,7 +69,7 @@ __all__ = [
     "DynamicMixupBatch", "BatchParams", "AugMixBatch", "AugMixBatchParams",
     "AugMix", "AugMixConfig", "parse_augmix_config", "format_augmix_config", "AutoAugmentStar", "RandomAutoAugmentStar",
     "PrimeBatch", "PrimeConfig", "PrimeParams", "parse_prime_config", "format_prime_config",
-    "Op", "OPS", "OP_SETS", "get_op", "resolve_ops", "validate_timm_aug",
+    "Op", "OPS", "OP_SETS", "get_op", "resolve_ops", "validate_timm_aug", "AugSpec", "create_aug_spec",
     "DynMixViews", "DynMixDataset", "collate_splits", "create_transform", "is_dynmix",
     "JsdLoss", "TimmJsdCrossEntropy", "js_divergence",
     "register_timm", "unregister_timm",
@@ -113,6 +115,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real names
         format_prime_config,
         parse_prime_config,
     )
+    from timm_dynmix.augment.spec import AugSpec, create_aug_spec
     from timm_dynmix.augment.timm_aug import validate_timm_aug
     from timm_dynmix.data.sampler import subset_indices
     from timm_dynmix.data.transforms_factory import create_transform

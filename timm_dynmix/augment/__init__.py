@@ -1,5 +1,7 @@
 """Augmentations: DynMix config strings, the op table, DynamicMixup (PIL), the papers' baselines, previews.
 
+* :mod:`~timm_dynmix.augment.spec`: :class:`AugSpec`, an ``--aug`` string of any family parsed and validated once
+  (:func:`create_aug_spec`: family, typed config, views, device); what the layers below take;
 * :mod:`~timm_dynmix.augment.config`: ``dynmix-m3-d2-...`` strings <-> :class:`DynMixConfig` (every key, field and
   allowed range named in errors; ``format(parse(s))`` round-trips);
 * :mod:`~timm_dynmix.augment.ops`: the ops and their level -> parameter formulas (pure arithmetic shared with the

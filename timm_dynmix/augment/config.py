@@ -41,8 +41,8 @@ from typing import Any
 
 from timm_dynmix.augment.ops import OP_SETS, resolve_ops
 
-__all__ = ["DynMixConfig", "parse_config", "format_config", "given_keys", "default_op_set", "WEIGHT_MODES",
-           "CONFIG_PREFIX", "SMALL_IMAGE_MAX", "is_dynmix"]
+__all__ = ["DynMixConfig", "parse_config", "parse_config_keys", "format_config", "given_keys", "default_op_set",
+           "WEIGHT_MODES", "CONFIG_PREFIX", "SMALL_IMAGE_MAX", "is_dynmix"]
 
 CONFIG_PREFIX = "dynmix"
 WEIGHT_MODES = ("pair", "indep", "linear")
@@ -226,13 +226,24 @@ def parse_config(config_str: str | DynMixConfig, *, image_size: int | tuple[int,
     """
     if isinstance(config_str, DynMixConfig):
         return config_str
+    return parse_config_keys(config_str, image_size=image_size)[0]
+
+
+def parse_config_keys(config_str: str, *, image_size: int | tuple[int, ...] | None = None,
+                      ) -> tuple[DynMixConfig, frozenset[str]]:
+    """:func:`parse_config` of a string, and the keys it gives explicitly (:func:`given_keys`), in one parse.
+
+    Raises:
+        ValueError, TypeError: as :func:`parse_config`.
+    """
     kwargs = _parse_sections(config_str)
+    given = frozenset(k for k, v in _KEYS.items() if v in kwargs)
     if image_size is not None and "ops" not in kwargs:
         kwargs["ops"] = default_op_set(image_size)
     if kwargs.get("depth") == 1 and kwargs.get("depth2_prob", 0) != 0:
         raise ValueError(f"'p' (depth2_prob) needs 'd2' in DynMix config {config_str!r}: "
                          "with d1 every chain has depth 1")
-    return DynMixConfig(**kwargs)
+    return DynMixConfig(**kwargs), given
 
 
 def given_keys(config: str | DynMixConfig) -> frozenset[str]:

@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from timm_dynmix.augment.config import DynMixConfig, is_dynmix
+from timm_dynmix.augment.config import DynMixConfig
 from timm_dynmix.augment.dynmix import DynamicMixup
 from timm_dynmix.augment.ops import check_image
+from timm_dynmix.augment.spec import AugSpec, create_aug_spec
 from timm_dynmix.rng import sample_rng
 
 __all__ = ["make_preview", "make_aug_preview", "load_sample_image", "SAMPLE_IMAGES"]
@@ -102,18 +103,20 @@ def _other_image(img: Image.Image) -> Image.Image:
     return other.resize(img.size, Image.Resampling.BILINEAR)
 
 
-def _aug_rows(img: Image.Image, aug: str, rows: int, seed: int) -> list[list[tuple[Image.Image, str]]]:
+def _aug_rows(img: Image.Image, spec: AugSpec, rows: int, seed: int) -> list[list[tuple[Image.Image, str]]]:
     """Per row, the (image, caption) tiles of a non-DynMix augmentation."""
     import torch
 
-    if aug == "none":
+    aug = spec.source or spec.canonical
+    if spec.family == "none":
         return [[(img, "input: --aug none changes nothing (the trainer's crop and flip are not shown)")]]
     rgb = img.convert("RGB")
-    if aug in ("mixup", "cutmix"):  # timm's Mixup as the trainer runs it (alpha 1), on a batch of two images
+    if spec.family in ("mixup", "cutmix"):  # timm's Mixup as the trainer runs it (alpha 1), on a batch of two images
         from timm.data import Mixup
 
         other = _other_image(rgb)
-        mixup = Mixup(mixup_alpha=1.0 if aug == "mixup" else 0.0, cutmix_alpha=1.0 if aug == "cutmix" else 0.0,
+        mixup = Mixup(mixup_alpha=1.0 if spec.family == "mixup" else 0.0,
+                      cutmix_alpha=1.0 if spec.family == "cutmix" else 0.0,
                       label_smoothing=0.0, num_classes=2)
         out = []
         for r in range(rows):
@@ -125,10 +128,10 @@ def _aug_rows(img: Image.Image, aug: str, rows: int, seed: int) -> list[list[tup
             out.append([(rgb, "input"), (other, "mixed with (another image of the batch)"),
                         (mixed, f"{aug}: lambda={float(target[0, 0]):.2f}")])
         return out
-    if aug == "prime" or aug.startswith("prime-"):  # batched only: three views of the image as a batch of one
+    if spec.family == "prime":  # batched only: three views of the image as a batch of one
         from timm_dynmix.augment.prime import PrimeBatch
 
-        prime = PrimeBatch(aug, num_mixes=3)
+        prime = PrimeBatch(spec.params, num_mixes=3)
         x = torch.from_numpy(np.asarray(rgb, dtype=np.uint8).copy()).permute(2, 0, 1)[None]
         out = []
         for r in range(rows):
@@ -136,17 +139,15 @@ def _aug_rows(img: Image.Image, aug: str, rows: int, seed: int) -> list[list[tup
             out.append([(rgb, "input"), *[(Image.fromarray(v[0].permute(1, 2, 0).numpy()), f"{aug}: view {k + 1}")
                                           for k, v in enumerate(views)]])
         return out
-    from timm_dynmix.augment.baselines import create_baseline
-    from timm_dynmix.augment.timm_aug import timm_augmentation as _timm_augmentation
+    from timm_dynmix.augment.per_image import per_image_augmentation
 
-    small = max(rgb.size) <= 64
-    ours = create_baseline(aug, small, output="pil")
-    t = ours or _timm_augmentation(aug, (rgb.height, rgb.width), (0.5, 0.5, 0.5), "bilinear")
+    t = per_image_augmentation(spec, (rgb.height, rgb.width), (0.5, 0.5, 0.5), "bilinear", output="pil")
+    ours = spec.timm_string is None  # the papers' baselines take the per-sample rng; timm's draw from the globals
     out = []
     for r in range(rows):
         row = [(rgb, "input")]
         for v in range(3):
-            if ours is not None:
+            if ours:
                 view = t(rgb, rng=sample_rng(seed, index=r, view=v, split="preview"))
             else:
                 with _global_seed(seed * 1000 + 3 * r + v):
@@ -156,7 +157,7 @@ def _aug_rows(img: Image.Image, aug: str, rows: int, seed: int) -> list[list[tup
     return out
 
 
-def make_aug_preview(img: Image.Image, aug: str = "dynmix", rows: int = 4, seed: int = 0,
+def make_aug_preview(img: Image.Image, aug: str | AugSpec = "dynmix", rows: int = 4, seed: int = 0,
                      tile: int = 192) -> Image.Image:
     """A grid of what ``aug`` (any ``--aug`` of the trainer) does to ``img``, one row per draw.
 
@@ -167,14 +168,17 @@ def make_aug_preview(img: Image.Image, aug: str = "dynmix", rows: int = 4, seed:
     Raises:
         ValueError: for a bad ``rows``/``tile``, or an augmentation string the factories refuse.
     """
-    if is_dynmix(aug):
+    if isinstance(aug, DynMixConfig):
         return make_preview(img, aug, rows=rows, seed=seed, tile=tile)
+    spec = create_aug_spec(aug)  # a string is parsed here, once; an AugSpec is used as it is
+    if spec.family == "dynmix":
+        return make_preview(img, spec.params, rows=rows, seed=seed, tile=tile)
     check_image(img)
     if not 1 <= rows <= 64:
         raise ValueError(f"rows must be in [1, 64], got {rows}")
     if not 32 <= tile <= 1024:
         raise ValueError(f"tile must be in [32, 1024] pixels, got {tile}")
-    grid_rows = _aug_rows(img, aug, rows, seed)
+    grid_rows = _aug_rows(img, spec, rows, seed)
     font = ImageFont.load_default()
     cols = max(len(r) for r in grid_rows)
     cell_w = tile + 2 * _PAD
@@ -182,7 +186,7 @@ def make_aug_preview(img: Image.Image, aug: str = "dynmix", rows: int = 4, seed:
     cell_h = tiles_h + _CAPTION_H + 2 * _PAD
     grid = Image.new("RGB", (cols * cell_w, _CAPTION_H + len(grid_rows) * cell_h), "white")
     draw = ImageDraw.Draw(grid)
-    draw.text((_PAD, _PAD), f"{aug}  (seed {seed})", fill="black", font=font)
+    draw.text((_PAD, _PAD), f"{spec.source or spec.canonical}  (seed {seed})", fill="black", font=font)
     for r, row in enumerate(grid_rows):
         top = _CAPTION_H + r * cell_h
         for c, (im, cap) in enumerate(row):
@@ -224,7 +228,7 @@ def _caption(draw: ImageDraw.ImageDraw, xy: tuple[int, int], text: str, width: i
     draw.multiline_text(xy, "\n".join(lines[:2]), fill="black", font=font, spacing=2)
 
 
-def save_preview(image_path: str | None, out: str | Path, config: str, rows: int = 4, seed: int = 0,
+def save_preview(image_path: str | None, out: str | Path, config: str | AugSpec, rows: int = 4, seed: int = 0,
                  tile: int = 192) -> Path:
     """Load ``image_path`` (or the scikit-learn sample photo when None), render the preview of ``config`` (any
     ``--aug``, see :func:`make_aug_preview`) and save it."""

@@ -154,10 +154,13 @@ def validate_timm_aug(aug: str) -> None:
     parse_timm_aug(aug)
 
 
-def timm_augmentation(aug: str, size: tuple[int, int], mean: Sequence[float], interpolation: str) -> Callable:
+def timm_augmentation(aug: str, size: tuple[int, int], mean: Sequence[float], interpolation: str,
+                      validated: bool = False) -> Callable[..., Any]:
     """timm's own augmentation for a timm config string, with the hparams timm's train transforms use.
 
-    Used by :func:`timm_dynmix.data.transforms_factory.create_transform` and by the preview (imports timm on use).
+    Used by :func:`timm_dynmix.augment.per_image.per_image_augmentation` (with ``validated=True``: an
+    :class:`~timm_dynmix.augment.spec.AugSpec` checked the string when it was parsed) and by
+    :func:`timm_dynmix.data.transforms_factory.create_transform` (imports timm on use).
     """
     from timm.data.auto_augment import augment_and_mix_transform, auto_augment_transform, rand_augment_transform
     from timm.data.transforms import str_to_pil_interp
@@ -166,7 +169,7 @@ def timm_augmentation(aug: str, size: tuple[int, int], mean: Sequence[float], in
 
     if aug == TIMM_AUGMIX[0]:
         aug = TIMM_AUGMIX[1]
-    if is_timm_aug(aug):
+    if is_timm_aug(aug) and not validated:
         validate_timm_aug(aug)  # timm itself skips unknown sections and accepts any value
     aug = aug.replace("-d-1", "") if aug.startswith("augmix-") else aug  # d-1: timm's default depth, not its syntax
     hparams: dict[str, Any] = {"translate_const": int(min(size) * 0.45),

@@ -26,13 +26,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``timm-dynmix preview``."""
-    from timm_dynmix.augment.config import is_dynmix
-    from timm_dynmix.augment.dynmix import DynamicMixup
     from timm_dynmix.augment.preview import save_preview
     from timm_dynmix.train.config import check_aug
 
-    check_aug(args.aug)  # what the trainer accepts, checked as it checks it
-    out = save_preview(args.image, args.out, args.aug, rows=args.rows, seed=args.seed, tile=args.tile)
-    shown = DynamicMixup(args.aug).config_str if is_dynmix(args.aug) else args.aug
+    spec = check_aug(args.aug)  # what the trainer accepts, checked as it checks it: parsed once, here
+    out = save_preview(args.image, args.out, spec, rows=args.rows, seed=args.seed, tile=args.tile)
+    shown = spec.canonical if spec.family == "dynmix" else args.aug
     print(f"wrote {out} ({shown})")
     return 0

@@ -16,10 +16,12 @@ from timm.data.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.data.transforms import MaybePILToTensor, MaybeToTensor, RandomResizedCropAndInterpolation, str_to_pil_interp
 from torchvision import transforms
 
-from timm_dynmix.augment.config import SMALL_IMAGE_MAX, DynMixConfig, is_dynmix, parse_config
+from timm_dynmix.augment.config import SMALL_IMAGE_MAX, DynMixConfig
 from timm_dynmix.augment.dynmix import DynamicMixup
 from timm_dynmix.augment.ops import SUPPORTED_MODES
-from timm_dynmix.augment.timm_aug import timm_augmentation as _timm_augmentation
+from timm_dynmix.augment.per_image import per_image_augmentation
+from timm_dynmix.augment.spec import AugSpec, UnknownAugmentationError, create_aug_spec
+from timm_dynmix.augment.timm_aug import timm_augmentation as _timm_augmentation  # noqa: F401  (its 0.1 home)
 from timm_dynmix.data.views import DynMixViews
 
 __all__ = ["create_transform", "CheckImage", "SMALL_IMAGE_MAX"]
@@ -72,7 +74,7 @@ def _img_size(input_size: int | Sequence[int]) -> tuple[int, int]:
 def create_transform(
         input_size: int | Sequence[int] = 224,
         is_training: bool = False,
-        aug: str | DynMixConfig | None = None,
+        aug: str | AugSpec | DynMixConfig | None = None,
         mean: Sequence[float] = IMAGENET_DEFAULT_MEAN,
         std: Sequence[float] = IMAGENET_DEFAULT_STD,
         interpolation: str = "bilinear",
@@ -91,7 +93,9 @@ def create_transform(
     4 for 32 px) and a horizontal flip, as in the AugMix CIFAR recipe; larger images get timm's random resized
     crop (``scale``, ``ratio``, ``interpolation``) and a flip. Then, by ``aug``:
 
-    * ``None``/``"none"``: ToTensor + Normalize; returns one transform.
+    * ``None``/``"none"``: ToTensor + Normalize; returns one transform. A string is parsed once into an
+      :class:`~timm_dynmix.augment.spec.AugSpec` (:func:`~timm_dynmix.augment.spec.create_aug_spec`); an ``AugSpec``
+      is used as it is (none, mixup and cutmix: no per-image augmentation).
     * ``"dynmix..."`` (or a DynMixConfig): returns a :class:`DynMixViews` (image -> ``(clean, mix_1..mix_N)``),
       or with ``separate=True`` timm's 3-stage tuple ``(base, DynamicMixup, final)`` for ``AugMixDataset``.
       A string without an ``o`` key gets the op set for the image size: ``cifar`` up to 64 px, ``imagenet``
@@ -147,25 +151,30 @@ def create_transform(
         base.append(transforms.RandomHorizontalFlip(p=hflip))
     base_t = transforms.Compose(base)
 
+    if isinstance(aug, str):
+        try:
+            aug = create_aug_spec(aug, image_size=size)
+        except UnknownAugmentationError:
+            raise ValueError(f"unknown augmentation {aug!r}: expected 'none', 'dynmix[-...]', 'augmix' "
+                             f"('augmix_official-...'), 'augmix-timm', 'autoaugment[-cifar10|-imagenet]', "
+                             f"'random-autoaugment', 'prime...' (batched only) or a timm auto-augment string "
+                             f"('rand-m9-mstd0.5', 'augmix-m3-w3', 'original', 'v0', ...)") from None
+    if isinstance(aug, AugSpec) and aug.transform_string is None:  # none, mixup, cutmix: no per-image augmentation
+        aug = None
     if aug is None:
         if separate:
             raise ValueError("separate=True needs an augmentation (aug='dynmix...' or a timm augmentation string)")
         return transforms.Compose(base + [final])
-    if is_dynmix(aug):
-        cfg = parse_config(aug, image_size=size)
-        if num_mixes is not None:
-            cfg = cfg.replace(num_mixes=num_mixes)
+    if isinstance(aug, AugSpec) and aug.family == "dynmix":
+        aug = aug.with_image_size(size).params
+    if isinstance(aug, DynMixConfig):
+        cfg = aug if num_mixes is None else aug.replace(num_mixes=num_mixes)
         if separate:
             return base_t, DynamicMixup(cfg), final
         return DynMixViews(base_t, cfg, final, normalize=norm, uint8=not normalize)
-    if not isinstance(aug, str):
-        raise TypeError(f"aug must be a string, a DynMixConfig or None, got {type(aug).__name__}")
-    # the papers' baselines (official AugMix: float views, not rounded, unless uint8 output is asked for; AA*,
-    # Random AA*), else timm's own augmentation
-    from timm_dynmix.augment.baselines import create_baseline
-
-    secondary = create_baseline(aug, small, output="tensor" if normalize else "pil") \
-        or _timm_augmentation(aug, size, mean, interpolation)
+    if not isinstance(aug, AugSpec):
+        raise TypeError(f"aug must be a string, an AugSpec, a DynMixConfig or None, got {type(aug).__name__}")
+    secondary = per_image_augmentation(aug, size, mean, interpolation, output="tensor" if normalize else "pil")
     if separate:
         return base_t, secondary, final
     return transforms.Compose(base + [secondary, final])

@@ -46,7 +46,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from timm_dynmix.augment.config import parse_config
 from timm_dynmix.fileio import fsync_dir, fsync_tree, read_json, replace_dir
 from timm_dynmix.hub.summary import (
     as_mapping,
@@ -205,8 +204,8 @@ def _jsd_info(results: Mapping[str, Any], aug: dict[str, Any] | None) -> dict[st
     if not results.get("jsd"):
         return None
     num_mixes = results.get("num_mixes")
-    if not isinstance(num_mixes, int) and aug and aug["is_dynmix"]:
-        num_mixes = parse_config(aug["string"]).num_mixes
+    if not isinstance(num_mixes, int) and aug and aug["spec"] is not None and aug["spec"].has_views:
+        num_mixes = aug["spec"].views
     if not isinstance(num_mixes, int) or isinstance(num_mixes, bool):
         return None
     weight = results.get("jsd_weight")
@@ -276,7 +275,8 @@ def card_data(config: Mapping[str, Any], results: Mapping[str, Any] | None = Non
     aug = augmentation_summary(results)
     tags = list(CARD_TAGS)
     if aug and not aug["is_dynmix"]:
-        family = re.sub(r"[^a-z0-9-]+", "", str(results.get("aug_name") or aug["string"].split("-")[0]).lower())
+        name = results.get("aug_name") or (aug["spec"].name if aug["spec"] else aug["string"].split("-")[0])
+        family = re.sub(r"[^a-z0-9-]+", "", str(name).lower())
         if family and family not in tags:
             tags.append(family)
     evals = []

@@ -139,7 +139,7 @@ def hub_config(model: Any, *, label_names: Sequence[str] | None = None, results:
     cfg["description"] = run.description(arch, __version__)
     if aug and aug["is_dynmix"]:
         cfg["paper_name"] = DYNMIX_PAPER
-    elif aug and aug["string"].startswith("augmix"):
+    elif aug and aug["spec"] is not None and aug["spec"].name == "augmix":
         cfg["paper_name"], cfg["paper_ids"] = AUGMIX_PAPER
     allowed = {f.name for f in dataclasses.fields(PretrainedCfg)}
     cfg = {k: v for k, v in cfg.items() if k in allowed}

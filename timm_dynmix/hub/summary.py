@@ -8,15 +8,16 @@ pretrained tag ``<augmentation>_<dataset>`` used in ``config.json``.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypedDict
 
-from timm_dynmix.augment.config import is_dynmix, parse_config
+from timm_dynmix.augment.spec import AugSpec, create_aug_spec
 
-__all__ = ["RunSummary", "AugSummary", "DatasetSummary", "augmentation_summary", "dataset_summary",
+__all__ = ["RunSummary", "AugSummary", "DatasetSummary", "augmentation_summary", "recorded_spec", "dataset_summary",
            "stopped_early", "slug", "format_value", "as_mapping", "HUB_ID_RE", "WEIGHT_TEXT"]
 
 HUB_ID_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -30,9 +31,11 @@ WEIGHT_TEXT = {
 
 
 class AugSummary(TypedDict):
-    """The augmentation of a run: the string as recorded and, for DynMix, its canonical form and settings."""
+    """The augmentation of a run: the string as recorded, its parsed spec (None when it does not parse) and, for
+    DynMix, its canonical form and settings."""
 
     string: str
+    spec: AugSpec | None
     is_dynmix: bool
     canonical: str
     weights: str | None
@@ -105,20 +108,33 @@ def dataset_summary(results: Mapping[str, Any]) -> DatasetSummary | None:
             "split": str(split) if split else None}
 
 
+@functools.lru_cache(maxsize=64)
+def recorded_spec(aug: str) -> AugSpec | None:
+    """The :class:`~timm_dynmix.augment.spec.AugSpec` of an augmentation string a run recorded (``results["aug"]``),
+    or None when it does not parse (an older or hand-edited record: shown as given).
+
+    This is where the hub layer turns the recorded string into a spec: parsed once per string (the card, the Hub
+    config and the summary all read it here).
+    """
+    try:
+        return create_aug_spec(aug)
+    except (TypeError, ValueError):
+        return None
+
+
 def augmentation_summary(results: Mapping[str, Any]) -> AugSummary | None:
-    """The augmentation ``results["aug"]`` names, or None; DynMix strings are parsed into their settings."""
+    """The augmentation ``results["aug"]`` names, or None; parsed once (:func:`recorded_spec`), DynMix strings into
+    their settings."""
     aug = results.get("aug")
     if aug is None:
         return None
     aug = str(aug)
-    info: AugSummary = {"string": aug, "is_dynmix": False, "canonical": aug, "weights": None, "weights_text": None,
-                        "rows": []}
-    if not is_dynmix(aug):
-        return info
-    try:
-        cfg = parse_config(aug)
-    except (TypeError, ValueError):
+    spec = recorded_spec(aug)
+    info: AugSummary = {"string": aug, "spec": spec, "is_dynmix": False, "canonical": aug, "weights": None,
+                        "weights_text": None, "rows": []}
+    if spec is None or spec.family != "dynmix":
         return info  # an unparseable record: show the string as given, without the table
+    cfg = spec.params
     info.update(is_dynmix=True, canonical=cfg.to_string(), weights=cfg.weights, weights_text=WEIGHT_TEXT[cfg.weights])
     ops = cfg.op_set_name or ", ".join(cfg.ops)
     info["rows"] = [
@@ -180,7 +196,7 @@ class RunSummary:
     def tag(self) -> str | None:
         """The pretrained tag ``<augmentation family>_<dataset>`` (``dynmix_cifar10``), or None without either."""
         aug, ds = self.aug, self.dataset
-        family = "dynmix" if aug and aug["is_dynmix"] else (slug(aug["string"].split("-")[0]) if aug else "")
+        family = "" if not aug else slug(aug["spec"].name if aug["spec"] else aug["string"].split("-")[0])
         return "_".join(t for t in (family, slug(ds["name"]) if ds else "") if t) or None
 
     def description(self, architecture: str, version: str) -> str:

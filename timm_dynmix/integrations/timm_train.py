@@ -46,7 +46,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from timm_dynmix.augment.config import DynMixConfig, given_keys, is_dynmix, parse_config
+from timm_dynmix.augment.config import DynMixConfig, is_dynmix, parse_config
+from timm_dynmix.augment.spec import create_aug_spec
 from timm_dynmix.loss import JsdLoss, timm_jsd_arguments
 
 __all__ = ["TimmTrainArgs", "JsdCrossEntropy", "rewrite_args", "check_timm", "timm_patched", "launch",
@@ -317,9 +318,13 @@ def rewrite_args(argv: Sequence[str]) -> TimmTrainArgs:
             raise ValueError(f"--aug takes a DynMix config ('dynmix' or 'dynmix-<sections>', e.g. dynmix-m3-n2) "
                              f"or a batched augmentation ({', '.join(BATCHED_AUGMENTATIONS)}, e.g. augmix or "
                              f"augmix-m3-w3-d-1-a1), got {aug!r}; for timm's own augmentations use --aa without --aug")
-        config = _config_of("--aug", aug)
+        try:
+            spec = create_aug_spec(aug)  # parsed once: the config and the keys the string gives
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"--aug {aug}: {e}") from None
+        config = spec.params
         canonical = str(config)
-        if "o" not in given_keys(aug):  # leave the op set to the hook, which picks it from timm's image size
+        if not spec.gives_ops:  # leave the op set to the hook, which picks it from timm's image size
             canonical = "-".join(part for part in canonical.split("-") if not part.startswith("o"))
             notes.append("no op set in --aug (key o): DynMix takes the imagenet set (with downscale) for images "
                          "above 64 px and the cifar set otherwise, from the image size timm's train.py builds")
@@ -382,7 +387,12 @@ def rewrite_args(argv: Sequence[str]) -> TimmTrainArgs:
 
 
 def _batched_family(aug: Any) -> str | None:
-    """The :data:`BATCHED_AUGMENTATIONS` family an ``--aug`` value names (by its first section), else None."""
+    """The :data:`BATCHED_AUGMENTATIONS` family an ``--aug`` value names (by its first section), else None.
+
+    Not :class:`~timm_dynmix.augment.spec.AugSpec`'s family on purpose: the launcher's ``--aug`` runs timm-grammar
+    AugMix strings (``augmix-m3-w3-d-1-a1``) batched with :class:`AugMixBatch`, where the trainer's ``--aug`` means
+    timm's own per-image AugMix (family ``augmix-timm``).
+    """
     if not isinstance(aug, str):
         return None
     head = aug.strip().split("-")[0]

@@ -18,29 +18,14 @@ from typing import Any
 
 import yaml
 
-from timm_dynmix.augment.config import is_dynmix, parse_config
-from timm_dynmix.augment.timm_aug import validate_timm_aug
+from timm_dynmix.augment.spec import AUG_CHOICES, AUG_DEVICES, STEP_AUGMENTATIONS, AugSpec, create_aug_spec
 
 __all__ = ["TrainConfig", "AUG_CHOICES", "AUG_DEVICES", "STEP_AUGMENTATIONS", "load_recipe", "config_from_args",
-           "field_types", "field_help"]
-
-AUG_CHOICES = ("none", "mixup", "cutmix", "autoaugment", "random-autoaugment", "augmix", "augmix-timm", "dynmix",
-               "prime")
-_TIMM_AA = {"augmix-timm": "augmix-m3-w3"}  # our names for timm's own augmentations
-_TIMM_PREFIXES = ("rand-", "augmix-", "original", "v0")  # timm auto-augment strings (policies, RandAugment, AugMix)
-#: Where the augmentation runs: ``step`` (batched, inside the training step), ``loader`` (per image, DataLoader
-#: workers) or ``auto``; ``model`` is the old name of ``step`` (accepted, recorded as ``step``).
-AUG_DEVICES = ("auto", "step", "loader", "model")
-#: --aug families with a batched version that runs in the training step: family -> its class as "module:name"
-#: (imported on use; built as ``cls(aug_string, num_mixes=...)``, except DynMix, whose config string holds n).
-#: Only the official AugMix is ``augmix`` here; timm's AugMix strings stay in the loader.
-STEP_AUGMENTATIONS = {
-    "dynmix": "timm_dynmix.augment.batched:DynamicMixupBatch",
-    "augmix": "timm_dynmix.augment.augmix_batch:AugMixBatch",
-    "prime": "timm_dynmix.augment.prime:PrimeBatch",
-}
+           "field_types", "field_help", "check_aug"]
 
 
+# kept for callers of the former API: the package itself decides an --aug's family and parses it only in
+# timm_dynmix.augment.spec (create_aug_spec), once, into TrainConfig.spec
 def is_prime(aug: object) -> bool:
     """Whether ``aug`` is a PRIME config string (``prime``, ``prime-imagenet``, ``prime-<keys>``)."""
     return isinstance(aug, str) and (aug == "prime" or aug.startswith("prime-"))
@@ -179,39 +164,26 @@ class TrainConfig:
                                     "(rank_weight_checksums) and whether the ranks' sampler shards are disjoint "
                                     "(shards_disjoint); gathered once at the end of the run")
 
+    # the parsed --aug (:attr:`spec`): not an option (no flag, not in recipes or to_dict()); carried over by
+    # dataclasses.replace, so that the string is parsed once per run
+    _aug_spec: AugSpec | None = field(default=None, repr=False, compare=False)
+
     def validate(self) -> None:
-        """Refuse bad values and invalid combinations before anything is loaded or trained."""
-        check_aug(self.aug)
-        name = self.aug_name
+        """Refuse bad values and invalid combinations before anything is loaded or trained.
+
+        The augmentation (``aug``, ``num_mixes``, ``aug_device``) is parsed and checked once, into :attr:`spec`.
+        """
+        spec = self.spec  # raises for a bad --aug, --num-mixes or --aug-device
+        name = spec.name
         check_output_dir(self.output_dir)
-        if is_dynmix(self.aug):
-            cfg = parse_config(self.aug)
-            if self.num_mixes is not None and "-n" in self.aug and cfg.num_mixes != self.num_mixes:
-                raise ValueError(f"--num-mixes {self.num_mixes} contradicts n{cfg.num_mixes} in --aug {self.aug}")
-        if self.jsd and not self.has_views:
+        if self.jsd and not spec.has_views:
             raise ValueError(f"--jsd needs augmented views from augmix, dynmix or prime; --aug {self.aug} gives none "
                              f"(use --no-jsd, or --aug dynmix / augmix)")
-        if self.num_mixes is not None and not 1 <= self.num_mixes <= 8:
-            raise ValueError(f"--num-mixes must be in [1, 8], got {self.num_mixes}")
-        if is_prime(self.aug):
-            prime = parse_prime(self.aug)
-            if prime.jsd_weight != self.jsd_weight:
-                raise ValueError(f"--aug {self.aug} sets the JSD weight j{prime.jsd_weight:g} but --jsd-weight is "
-                                 f"{self.jsd_weight:g}: the trainer's loss takes --jsd-weight; give it there")
-            if self.aug_device == "loader":
-                raise ValueError("--aug prime runs batched in the training step only (there is no per-image PRIME); "
-                                 "use --aug-device step or auto")
-            if self.num_mixes is not None and "-n" in self.aug and prime.num_mixes != self.num_mixes:
-                raise ValueError(f"--num-mixes {self.num_mixes} contradicts n{prime.num_mixes} in --aug {self.aug}")
+        if spec.family == "prime" and spec.params.jsd_weight != self.jsd_weight:
+            raise ValueError(f"--aug {self.aug} sets the JSD weight j{spec.params.jsd_weight:g} but --jsd-weight is "
+                             f"{self.jsd_weight:g}: the trainer's loss takes --jsd-weight; give it there")
         if self.stem not in (None, "learned", "whitened"):
             raise ValueError(f"--stem must be 'learned' or 'whitened', got {self.stem!r}")
-        if self.aug_device not in AUG_DEVICES:
-            raise ValueError(f"--aug-device must be 'auto', 'step', 'loader' or 'model' (= step), "
-                             f"got {self.aug_device!r}")
-        if self.aug_device in ("step", "model") and self.step_family is None:
-            raise ValueError(f"--aug-device {self.aug_device} runs the augmentation batched inside the training step; "
-                             f"it needs --aug {' / '.join(STEP_AUGMENTATIONS)} (the official AugMix: 'augmix' or "
-                             f"'augmix_official-...'), got --aug {self.aug}")
         checks = [("epochs", self.epochs, 1), ("batch_size", self.batch_size, 1), ("grad_accum_steps",
                   self.grad_accum_steps, 1), ("keep_checkpoints", self.keep_checkpoints, 1),
                   ("eval_every", self.eval_every, 1)]
@@ -241,36 +213,46 @@ class TrainConfig:
             raise ValueError(f"--report-to must be a tracker name (tensorboard, wandb, ...), got {self.report_to!r}")
 
     @property
+    def spec(self) -> AugSpec:
+        """The augmentation, parsed and validated (:func:`~timm_dynmix.augment.spec.create_aug_spec` of ``aug``,
+        ``num_mixes`` and ``aug_device``).
+
+        Parsed on first use and kept (``dataclasses.replace`` carries it over); parsed again only when ``aug``
+        changes. A changed ``num_mixes`` or ``aug_device`` adjusts the kept spec without parsing.
+
+        Raises:
+            TypeError, ValueError: as :func:`~timm_dynmix.augment.spec.create_aug_spec`.
+        """
+        spec = self._aug_spec
+        if spec is None or spec.source != self.aug:
+            spec = create_aug_spec(self.aug, num_mixes=self.num_mixes, device=self.aug_device)
+        else:
+            if self.num_mixes is not None and spec.has_views and spec.views != self.num_mixes:
+                spec = spec.with_views(self.num_mixes)
+            if self.aug_device != "auto" and spec.device != ("step" if self.aug_device == "model" else self.aug_device):
+                spec = spec.with_device(self.aug_device)
+        self._aug_spec = spec
+        return spec
+
+    @property
     def aug_name(self) -> str:
-        """The augmentation family: none, mixup, cutmix, autoaugment, random-autoaugment, augmix or dynmix.
+        """The augmentation family as ``results.json`` records it: none, mixup, cutmix, autoaugment,
+        random-autoaugment, augmix, dynmix or prime (:attr:`AugSpec.name <timm_dynmix.augment.spec.AugSpec.name>`).
 
         ``augmix`` covers the official AugMix and timm's; ``autoaugment`` covers AA* and timm's policies and
         RandAugment.
         """
-        if is_dynmix(self.aug):
-            return "dynmix"
-        if is_prime(self.aug):
-            return "prime"
-        if self.aug.startswith("augmix"):
-            return "augmix"
-        if self.aug == "random-autoaugment":
-            return self.aug
-        if is_aa_star(self.aug) or self.aug.startswith(("rand-", "original", "v0")):
-            return "autoaugment"
-        return self.aug
+        return self.spec.name
 
     @property
     def step_family(self) -> str | None:
         """The :data:`STEP_AUGMENTATIONS` family of ``--aug`` (None: it runs per image, in the loader only)."""
-        if is_official_augmix(self.aug):
-            return "augmix" if "augmix" in STEP_AUGMENTATIONS else None
-        name = self.aug_name
-        return name if name in STEP_AUGMENTATIONS and name != "augmix" else None
+        return self.spec.step_family
 
     @property
     def has_views(self) -> bool:
-        """Whether the augmentation makes views (AugMix, DynMix) that the JSD loss can compare."""
-        return self.aug_name in ("augmix", "dynmix", "prime")
+        """Whether the augmentation makes views (AugMix, DynMix, PRIME) that the JSD loss can compare."""
+        return self.spec.has_views
 
     @property
     def use_jsd(self) -> bool:
@@ -280,11 +262,10 @@ class TrainConfig:
     @property
     def mixes(self) -> int:
         """Mixed views per image: ``num_mixes``, else the DynMix config's, else 2."""
-        if self.num_mixes is not None:
-            return self.num_mixes
-        if is_prime(self.aug):
-            return parse_prime(self.aug).num_mixes
-        return parse_config(self.aug).num_mixes if is_dynmix(self.aug) else 2
+        spec = self.spec
+        if spec.has_views:
+            return spec.views
+        return self.num_mixes if self.num_mixes is not None else 2
 
     @property
     def aug_string(self) -> str | None:
@@ -293,27 +274,24 @@ class TrainConfig:
         A DynMix or official AugMix config in canonical form, ``autoaugment[-cifar10|-imagenet]`` or
         ``random-autoaugment`` (AA*, Random AA*), or a timm string (``augmix-timm`` gives ``augmix-m3-w3``).
         """
-        name = self.aug_name
-        if name == "dynmix":
-            return parse_config(self.aug).replace(num_mixes=self.mixes).to_string()
-        if is_official_augmix(self.aug):
-            return parse_augmix_config(self.aug).to_string()
-        if name == "prime":
-            import dataclasses as dc
-
-            return dc.replace(parse_prime(self.aug), num_mixes=self.mixes).to_string()
-        if name in ("augmix", "autoaugment", "random-autoaugment"):
-            return _TIMM_AA.get(self.aug, self.aug)
-        return None
+        return self.spec.transform_string
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields as a plain dict (what ``config.yaml`` and ``results.json`` record)."""
-        return dataclasses.asdict(self)
+        """The options as a plain dict (what ``config.yaml`` and ``results.json`` record; ``aug`` as its string)."""
+        return {f.name: getattr(self, f.name) for f in option_fields()}
 
 
-def check_aug(aug: str) -> None:
+def option_fields() -> tuple[dataclasses.Field, ...]:
+    """The :class:`TrainConfig` fields that are options (flags, recipe keys): all but the private parsed spec."""
+    return tuple(f for f in fields(TrainConfig) if not f.name.startswith("_"))
+
+
+def check_aug(aug: str) -> AugSpec:
     """Refuse an ``--aug`` the trainer does not accept, or one whose config string is invalid (each family's parser
     names the bad part and the allowed range); shared by ``train`` and ``preview``.
+
+    Returns:
+        The parsed :class:`~timm_dynmix.augment.spec.AugSpec` (:func:`~timm_dynmix.augment.spec.create_aug_spec`).
 
     Raises:
         TypeError: ``aug`` is not a string.
@@ -321,20 +299,7 @@ def check_aug(aug: str) -> None:
     """
     if not isinstance(aug, str):
         raise TypeError(f"--aug must be a string, got {aug!r} ({type(aug).__name__})")
-    if not (aug in AUG_CHOICES or is_dynmix(aug) or is_official_augmix(aug) or is_aa_star(aug) or is_prime(aug)
-            or aug.startswith(_TIMM_PREFIXES)):
-        raise ValueError(f"unknown --aug {aug!r}; choose one of {', '.join(AUG_CHOICES)}, "
-                         f"'dynmix-<config>', 'augmix_official-<config>', 'prime-<config>', 'autoaugment-cifar10', "
-                         f"'autoaugment-imagenet' or a timm auto-augment string ('rand-m9-mstd0.5', "
-                         f"'augmix-m3-w3', 'original', 'v0')")
-    if is_official_augmix(aug):
-        parse_augmix_config(aug)  # raises ValueError with the allowed range
-    if aug.startswith(_TIMM_PREFIXES):
-        validate_timm_aug(_TIMM_AA.get(aug, aug))  # timm would skip unknown sections and accept any value
-    if is_dynmix(aug):
-        parse_config(aug)  # raises ValueError with the allowed range
-    if is_prime(aug):
-        parse_prime(aug)  # raises ValueError naming the key and its range
+    return create_aug_spec(aug)
 
 
 def check_output_dir(output_dir: str | os.PathLike) -> None:
@@ -359,7 +324,9 @@ def field_types() -> dict[str, type]:
     Read from the type hints (:func:`typing.get_type_hints`), not from the annotation strings.
     """
     found = {}
-    for name, hint in typing.get_type_hints(TrainConfig).items():
+    hints = typing.get_type_hints(TrainConfig)
+    for name in (f.name for f in option_fields()):
+        hint = hints[name]
         if typing.get_origin(hint) in (typing.Union, types.UnionType):
             args = [a for a in typing.get_args(hint) if a is not type(None)]
             if len(args) != 1:
@@ -398,7 +365,7 @@ def load_recipe(path: str | os.PathLike) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ValueError(f"recipe {path} must be a mapping of option: value, got {type(data).__name__}")
-    known = {f.name for f in fields(TrainConfig)}
+    known = {f.name for f in option_fields()}
     data = {str(k).replace("-", "_"): v for k, v in data.items()}
     unknown = sorted(set(data) - known)
     if unknown:

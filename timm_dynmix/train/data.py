@@ -18,7 +18,6 @@ from typing import Any
 import torch
 from torchvision import transforms
 
-from timm_dynmix.augment.config import default_op_set, given_keys, is_dynmix
 from timm_dynmix.data.datasets import DecodedImageDataset, DecodedIterableDataset, ImageData
 from timm_dynmix.data.memory import MemoryImages
 from timm_dynmix.data.sampler import EpochShardSampler, subset_indices
@@ -147,8 +146,9 @@ def prepare_data(cfg: TrainConfig, data: ImageData, pcfg: dict[str, Any],
     """
     rank, world = accelerator.process_index, accelerator.num_processes
     size = pcfg["input_size"][-1]
-    if is_dynmix(cfg.aug) and "o" not in given_keys(cfg.aug):  # the op set for the image size, recorded as run
-        cfg = dataclasses.replace(cfg, aug=f"{cfg.aug}-o{default_op_set(size)}")
+    spec = cfg.spec.with_image_size(size)
+    if spec is not cfg.spec:  # a DynMix string without an op set: the set for the image size, recorded as run
+        cfg = dataclasses.replace(cfg, aug=spec.source, _aug_spec=spec)
     mean, std = tuple(pcfg["mean"]), tuple(pcfg["std"])
     memory_asked = cfg.data_in_memory
     cfg = _resolve_speed_options(cfg, data, size, accelerator)
@@ -228,18 +228,19 @@ def train_transform(cfg: TrainConfig, size: int, mean: Sequence[float], std: Seq
     ``aug_device == "step"``: uint8 crops only; the step makes the views. Mixup/CutMix act in the step too.
     """
     common = {"is_training": True, "mean": mean, "std": std, "crop_padding": cfg.crop_padding}
+    spec = cfg.spec  # parsed once, by the config; never the string again
     if cfg.aug_device in ("step", "model"):
         return create_transform(size, aug=None, normalize=False, **common), 1
-    if cfg.aug_name in ("none", "mixup", "cutmix"):
+    if spec.transform_string is None:  # none, mixup, cutmix
         return create_transform(size, aug=None, **common), 1
-    if not (cfg.has_views and cfg.use_jsd):
-        if cfg.aug_name == "dynmix":  # DynMixViews always makes the clean view too: compose the stages instead
-            base, dynmix, final = create_transform(size, aug=cfg.aug_string, separate=True, **common)
+    if not (spec.has_views and cfg.use_jsd):
+        if spec.family == "dynmix":  # DynMixViews always makes the clean view too: compose the stages instead
+            base, dynmix, final = create_transform(size, aug=spec, separate=True, **common)
             return transforms.Compose([base, dynmix, final]), 1
-        return create_transform(size, aug=cfg.aug_string, **common), 1
-    if cfg.aug_name == "augmix":  # AugMix stages (official: float views; or timm's), applied per view by DynMixDataset
-        return create_transform(size, aug=cfg.aug_string, separate=True, **common), 1 + cfg.mixes
-    return create_transform(size, aug=cfg.aug_string, num_mixes=cfg.mixes, **common), 1 + cfg.mixes
+        return create_transform(size, aug=spec, **common), 1
+    if spec.name == "augmix":  # AugMix stages (official: float views; or timm's), applied per view by DynMixDataset
+        return create_transform(size, aug=spec, separate=True, **common), 1 + cfg.mixes
+    return create_transform(size, aug=spec, num_mixes=cfg.mixes, **common), 1 + cfg.mixes
 
 
 def _resolve_speed_options(cfg: TrainConfig, data: ImageData, size: int, accelerator: Any) -> TrainConfig:
@@ -257,7 +258,7 @@ def _resolve_speed_options(cfg: TrainConfig, data: ImageData, size: int, acceler
     if cfg.channels_last is None:
         updates["channels_last"] = accelerator.device.type == "cpu" and accelerator.mixed_precision == "bf16"
     if cfg.aug_device == "auto":
-        updates["aug_device"] = "step" if cfg.step_family is not None else "loader"
+        updates["aug_device"] = cfg.spec.device  # step when the family has a batched version, else loader
     elif cfg.aug_device == "model":
         updates["aug_device"] = "step"
     cfg = dataclasses.replace(cfg, **updates)

@@ -33,7 +33,6 @@ import torch
 import yaml
 from torch import nn
 
-from timm_dynmix.augment.config import parse_config
 from timm_dynmix.data.datasets import ImageData, load_image_data
 from timm_dynmix.fileio import atomic_write_bytes, atomic_write_json
 from timm_dynmix.loss import JsdLoss
@@ -496,7 +495,7 @@ def _step_augmentation_class(family: str) -> type:
     """The batched class of a :data:`~timm_dynmix.train.config.STEP_AUGMENTATIONS` family (imported on use)."""
     import importlib
 
-    from timm_dynmix.train.config import STEP_AUGMENTATIONS
+    from timm_dynmix.augment.spec import STEP_AUGMENTATIONS
 
     module, name = STEP_AUGMENTATIONS[family].split(":")
     return getattr(importlib.import_module(module), name)
@@ -513,15 +512,16 @@ def _device_augmentation(cfg: TrainConfig, mean: Sequence[float], std: Sequence[
     dataset image i from ``(seed, epoch, i, k)`` when the batch carries its dataset indices (the in-memory path),
     so its views do not depend on the batch it falls in; else (DataLoader batches) the per-step generator.
     """
-    family = cfg.step_family
+    spec = cfg.spec  # parsed once, by the config: the batched class is built from its typed params
+    family = spec.step_family
     if family is None:
         raise ValueError(f"--aug {cfg.aug} has no batched version for --aug-device step")
     cls = _step_augmentation_class(family)
     num_mixes = cfg.mixes if cfg.use_jsd else 1
     if family == "dynmix":
-        aug = cls(parse_config(cfg.aug_string).replace(num_mixes=num_mixes)).to(device)
+        aug = cls(spec.params.replace(num_mixes=num_mixes)).to(device)
     else:
-        aug = cls(cfg.aug_string, num_mixes=num_mixes).to(device)
+        aug = cls(spec.params, num_mixes=num_mixes).to(device)
     per_sample = family != "dynmix"
     norm = Uint8Normalize(mean, std).to(device)
     gen = torch.Generator(device=device)
