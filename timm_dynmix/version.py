@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 __all__ = ["__version__", "RUN_LIBRARIES", "versions"]
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # the libraries whose versions a training run or an evaluation report records
 RUN_LIBRARIES = ("torch", "torchvision", "timm", "accelerate", "datasets", "numpy")
