@@ -495,13 +495,31 @@ def _uniform24(c: torch.Tensor, k_lo: torch.Tensor, k_hi: torch.Tensor) -> torch
     return (((h >> 8) & 0xFFFFFF).double() + 0.5) * (1.0 / (1 << 24))
 
 
-def _normal_pairs(key: torch.Tensor, pair: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The two normals (counters ``2 pair`` and ``2 pair + 1``) of :func:`hashed_normal`, float32 each."""
-    k_lo, k_hi = _as_int32(key), _as_int32(key >> 32)
-    p2 = (2 * pair).to(torch.int32)
-    radius = torch.sqrt(-2.0 * torch.log(_uniform24(p2, k_lo, k_hi)))
-    angle = (2.0 * math.pi) * _uniform24(p2 + 1, k_lo, k_hi)
-    return (radius * torch.cos(angle)).float(), (radius * torch.cos(angle - 0.5 * math.pi)).float()
+def _key_halves(key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The low and high 32-bit halves of 62-bit int64 keys, as int32 bit patterns."""
+    return _as_int32(key), _as_int32(key >> 32)
+
+
+def _normal_pairs(k_lo: torch.Tensor, k_hi: torch.Tensor, pair: torch.Tensor,
+                  chunk: int = 1 << 16) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two normals (counters ``2 pair`` and ``2 pair + 1``) of :func:`hashed_normal`, float32 each.
+
+    ``k_lo``, ``k_hi``: the key's halves (:func:`_key_halves`), broadcast with ``pair``. Long inputs run in
+    chunks of ``chunk`` pairs (the temporaries stay small and in cache).
+    """
+    k_lo, k_hi, pair = torch.broadcast_tensors(k_lo, k_hi, pair)
+    shape = pair.shape
+    k_lo, k_hi, pair = k_lo.reshape(-1), k_hi.reshape(-1), pair.reshape(-1)
+    first = torch.empty(pair.shape, dtype=torch.float32, device=pair.device)
+    second = torch.empty_like(first)
+    for a in range(0, pair.numel(), chunk):
+        p2 = (2 * pair[a:a + chunk]).to(torch.int32)
+        lo, hi = k_lo[a:a + chunk], k_hi[a:a + chunk]
+        radius = torch.sqrt(-2.0 * torch.log(_uniform24(p2, lo, hi)))
+        angle = (2.0 * math.pi) * _uniform24(p2.add_(1), lo, hi)
+        torch.mul(radius, torch.cos(angle), out=first[a:a + chunk])  # float64 products rounded to float32
+        torch.mul(radius, torch.cos(angle.sub_(0.5 * math.pi)), out=second[a:a + chunk])
+    return first.view(shape), second.view(shape)
 
 
 def hashed_normal(key: torch.Tensor, counter: torch.Tensor) -> torch.Tensor:
@@ -512,7 +530,7 @@ def hashed_normal(key: torch.Tensor, counter: torch.Tensor) -> torch.Tensor:
     Box-Muller normals (cosine and sine). The same (key, counter) gives the same number on any device and in any
     batch.
     """
-    even, odd = _normal_pairs(key, counter >> 1)
+    even, odd = _normal_pairs(*_key_halves(key), counter >> 1)
     return torch.where((counter & 1).bool(), odd, even)
 
 
@@ -550,14 +568,15 @@ def _field_coefficients(cut: torch.Tensor, key: torch.Tensor, kb: int, max_cut: 
     coeff = torch.zeros((2, m, kb, kb), dtype=torch.float32, device=dev)
     if max_cut % 2 == 0 and kb % 2 == 0:
         # r grows with j, so a pair (2q, 2q + 1) has a mode inside iff its first one is
-        sample, row, q = inside[:, :, 0::2].nonzero(as_tuple=True)
+        mask = inside[:, :, 0::2]  # (m, K, K / 2)
+        sample, row, q = mask.nonzero(as_tuple=True)
         base = row * max_cut + 2 * q  # counter of field 0, even
-        pair = torch.cat([base, base + max_cut * max_cut]) >> 1
-        first, second = _normal_pairs(key[sample].repeat(2), pair)
-        field = torch.arange(2, device=dev).repeat_interleave(sample.numel())
-        s2, r2, c2 = sample.repeat(2), row.repeat(2), 2 * q.repeat(2)
-        coeff[field, s2, r2, c2] = first
-        coeff[field, s2, r2, c2 + 1] = second
+        pair = torch.stack([base, base + max_cut * max_cut]) >> 1  # (2, n): fields u, v
+        k_lo, k_hi = _key_halves(key)
+        first, second = _normal_pairs(k_lo[sample], k_hi[sample], pair)
+        # nonzero and masked_scatter_ both walk the mask in row-major order
+        coeff.view(2, m, kb, kb // 2, 2).masked_scatter_(mask[None, ..., None].expand(2, -1, -1, -1, 2),
+                                                         torch.stack([first, second], dim=-1))
     else:
         sample, row, col = inside.nonzero(as_tuple=True)
         for f in range(2):
