@@ -344,6 +344,17 @@ def test_displacement_matches_reference():
     assert abs(float(rms.mean()) - ref) <= 4 * math.hypot(se, ours_se), (float(rms.mean()), ref)
 
 
+@pytest.mark.parametrize("config", ["prime-ocolor-d1", "prime-ocolor-b5-r30", "prime"])
+def test_color_lookup_of_uint8_levels_equals_the_per_pixel_sum(config):
+    """Step 0 on a uint8 batch evaluates the color sum per level (256 values) and looks the pixels up: the views
+    are those of the per-pixel evaluation (the same images as floats in [0, 1], which take the per-pixel path)."""
+    x = synthetic_batch(12)
+    aug = PrimeBatch(config)
+    lookup = aug.views(x, generator=torch.Generator().manual_seed(4))
+    per_pixel = aug.views(x.float() / 255, generator=torch.Generator().manual_seed(4))
+    torch.testing.assert_close(lookup, per_pixel, rtol=0, atol=1e-5)
+
+
 def _hashed_normal_int64(key: torch.Tensor, counter: torch.Tensor) -> torch.Tensor:
     """``hashed_normal``'s definition in 64-bit integer arithmetic (no reliance on int32 wrap-around)."""
     m32 = 0xFFFFFFFF

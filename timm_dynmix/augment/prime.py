@@ -681,6 +681,26 @@ def color(x: torch.Tensor, coeff: torch.Tensor, k0: torch.Tensor, chunk: int = 1
     return torch.empty_like(out).index_copy_(0, order, out)
 
 
+def _color_lookup(chains: torch.Tensor, levels: torch.Tensor, sel: torch.Tensor, coeff: torch.Tensor,
+                  k0: torch.Tensor, budget: int) -> None:
+    """:func:`color` of chain slots ``sel`` whose images are still uint8 ``levels`` (B, C, H, W) scaled to [0, 1].
+
+    Slot ``s`` holds image ``s % B``. The sum is evaluated at the 256 levels ``v / 255`` (the float32 values the
+    chains hold) for every slot and channel, then each pixel takes its level's value: elementwise the same
+    arithmetic as :func:`color` on the pixels. The results go into ``chains`` (in parts of about ``budget``
+    floats).
+    """
+    b, c, h, w = levels.shape
+    table_x = (torch.arange(256, dtype=torch.float32, device=levels.device) / 255.0).view(1, 1, 1, 256)
+    step = max(1, budget // (c * (6 * 256 + 3 * h * w)))
+    for a in range(0, sel.numel(), step):
+        part = sel[a:a + step]
+        m = part.numel()
+        table = color(table_x.expand(m, c, 1, 256).contiguous(), coeff[a:a + step], k0[a:a + step])
+        index = levels.index_select(0, part % b).view(m, c, h * w).long()
+        chains.index_copy_(0, part, torch.gather(table.view(m, c, 256), 2, index).view(m, c, h, w))
+
+
 # ----------------------------------------------------------------------------------------------------------------
 class PrimeBatch(nn.Module):
     """PRIME on a batch of images, every image with its own random chains and weights, on any device.
@@ -771,13 +791,22 @@ class PrimeBatch(nn.Module):
     def _chunk_floats(self, device: torch.device) -> int:
         return _CUDA_CHUNK_FLOATS if device.type == "cuda" else _CPU_CHUNK_FLOATS
 
-    def _step(self, chains: torch.Tensor, params: PrimeParams, t: int) -> None:
-        """Apply step ``t`` of every chain in place (chains shorter than ``t + 1`` are left alone)."""
+    def _step(self, chains: torch.Tensor, params: PrimeParams, t: int, levels: torch.Tensor | None = None) -> None:
+        """Apply step ``t`` of every chain in place (chains shorter than ``t + 1`` are left alone).
+
+        ``levels``: the uint8 batch the chains were copied from, when they still hold its values ``v / 255``
+        (step 0 of a uint8 batch); the color primitive then evaluates its sum once per level and image (256 values
+        per channel) and looks the pixels up, instead of evaluating it per pixel: the same numbers, 4x fewer
+        evaluations at 32 px and 196x fewer at 224 px.
+        """
         active = params.depth > t
         budget = self._chunk_floats(chains.device)
         for f in self.config.families:  # a loop over the three families, not over images
             sel = (active & (params.family[t] == FAMILIES.index(f))).nonzero().view(-1)
             if sel.numel() == 0:
+                continue
+            if f == "color" and levels is not None and levels[0, 0].numel() > 256:
+                _color_lookup(chains, levels, sel, params.color_coeff[t, sel], params.color_k0[t, sel], budget)
                 continue
             x = chains.index_select(0, sel)
             if f == "spectral":
@@ -800,12 +829,15 @@ class PrimeBatch(nn.Module):
                 y = parts[0] if len(parts) == 1 else torch.cat(parts)
             chains.index_copy_(0, sel, y)
 
-    def _mixed(self, x01: torch.Tensor, params: PrimeParams) -> torch.Tensor:
-        """The views ``(num_mixes, B, C, H, W)`` float32 in [0, 1] of a float32 [0, 1] batch."""
+    def _mixed(self, x01: torch.Tensor, params: PrimeParams, levels: torch.Tensor | None = None) -> torch.Tensor:
+        """The views ``(num_mixes, B, C, H, W)`` float32 in [0, 1] of a float32 [0, 1] batch.
+
+        ``levels``: the uint8 batch when ``x01`` is ``levels.float() / 255`` (see :meth:`_step`).
+        """
         n, wd, b = params.num_mixes, params.width, params.batch_size
         chains = x01.repeat(n * wd, 1, 1, 1)  # slot (view * width + chain) * B + image
         for t in range(self.config.max_depth):
-            self._step(chains, params, t)
+            self._step(chains, params, t, levels if t == 0 else None)
         chains = chains.view(n, wd, b, *x01.shape[1:])
         mix = torch.einsum("nkbcyx,nbk->nbcyx", chains, params.weights.to(chains.dtype))
         m = params.skip.to(chains.dtype).view(n, b, 1, 1, 1)
@@ -827,7 +859,8 @@ class PrimeBatch(nn.Module):
         x = _check_batch(x, "PrimeBatch")
         self._check_params(x, params)
         store, exact = _to_storage(x)  # uint8 stays uint8; floats become float32 on the 0-255 scale
-        views = self._mixed(store.float() / 255.0, params.to(x.device))
+        views = self._mixed(store.float() / 255.0, params.to(x.device),
+                            store if store.dtype == torch.uint8 else None)
         if exact:
             return tuple(v.mul(255.0).round_().clamp_(0, 255).to(torch.uint8) for v in views)
         return tuple(v.to(x.dtype) for v in views)
@@ -866,7 +899,7 @@ class PrimeBatch(nn.Module):
         x01 = store.float() / 255.0
         b, c = x.shape[:2]
         mean_t, std_t = _channel_stats(mean, std, c, x.device)
-        mixed = self._mixed(x01, params)
+        mixed = self._mixed(x01, params, store if store.dtype == torch.uint8 else None)
         out = torch.cat([x01.unsqueeze(0), mixed]).view((1 + self.num_mixes) * b, *x.shape[1:])
         return (out - mean_t.view(1, c, 1, 1)) / std_t.view(1, c, 1, 1)
 
