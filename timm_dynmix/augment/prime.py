@@ -501,12 +501,15 @@ def _key_halves(key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _normal_pairs(k_lo: torch.Tensor, k_hi: torch.Tensor, pair: torch.Tensor,
-                  chunk: int = 1 << 16) -> tuple[torch.Tensor, torch.Tensor]:
+                  chunk: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The two normals (counters ``2 pair`` and ``2 pair + 1``) of :func:`hashed_normal`, float32 each.
 
     ``k_lo``, ``k_hi``: the key's halves (:func:`_key_halves`), broadcast with ``pair``. Long inputs run in
-    chunks of ``chunk`` pairs (the temporaries stay small and in cache).
+    chunks of ``chunk`` pairs (default 2**16 on a CPU, where the temporaries then stay small and in cache, and
+    2**24 on a GPU).
     """
+    if chunk is None:
+        chunk = 1 << 16 if pair.device.type == "cpu" else 1 << 24
     k_lo, k_hi, pair = torch.broadcast_tensors(k_lo, k_hi, pair)
     shape = pair.shape
     k_lo, k_hi, pair = k_lo.reshape(-1), k_hi.reshape(-1), pair.reshape(-1)
