@@ -11,7 +11,8 @@ Claims checked (issues 4 and 11):
   model, batch, threads and images), at timm's best here: its defaults or ``--amp --amp-dtype bfloat16
   --channels-last``;
 * (issue 5) the official AugMix + JSD in the step (``--aug augmix``: ``AugMixBatch`` on the in-memory path, per-sample
-  seeded views) is >= 1.1x timm's ``train.py`` AugMix + JSD at its best.
+  seeded views) is >= 1.1x timm's ``train.py`` AugMix + JSD at its best; PRIME + JSD in the step (``--aug prime``,
+  ``PrimeBatch``) is reported beside it (no target).
 
 Each trainer variant trains ``--model`` for ``--steps`` optimizer steps of ``--batch-size`` images with
 ``timm_dynmix.train.train`` on a seeded subset of the CIFAR-10 copy in ../shared/data/cifar10 (the embedded digits
@@ -56,6 +57,7 @@ VARIANTS = [  # (label, TrainConfig overrides)
     ("dynmix + JSD, in the step, in memory, fp32", {"aug": "dynmix", "mixed_precision": "no"}),
     ("augmix + JSD, loader (official, per image)", {"aug": "augmix", "aug_device": "loader"}),
     ("augmix + JSD, in the step, in memory", {"aug": "augmix"}),
+    ("prime + JSD, in the step, in memory", {"aug": "prime"}),
 ]
 
 
@@ -227,6 +229,10 @@ def main() -> None:
         summary["augmix_step_vs_timm_best"] = augmix_step[0]["images_per_s"] / timm_best
         print(f"trainer (augmix + JSD in the step) / timm train.py best: {summary['augmix_step_vs_timm_best']:.2f}x "
               f"(target >= 1.1x)")
+    prime_step = [r for r in rows if r["row"] == "trainer: prime + JSD, in the step, in memory"]
+    if prime_step and timm_best:
+        summary["prime_step_vs_timm_best"] = prime_step[0]["images_per_s"] / timm_best
+        print(f"trainer (prime + JSD in the step) / timm train.py best: {summary['prime_step_vs_timm_best']:.2f}x")
     print(f"# load average at the end {os.getloadavg()}")
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M %Z"),

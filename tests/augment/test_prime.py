@@ -44,6 +44,7 @@ from timm_dynmix.augment.prime import (
     PrimeBatch,
     PrimeConfig,
     PrimeParams,
+    color,
     displacement,
     hashed_normal,
     parse_prime_config,
@@ -341,6 +342,103 @@ def test_displacement_matches_reference():
     ref, se = REFERENCE_DISPLACEMENT_RMS_32
     ours_se = float(rms.std()) / math.sqrt(rms.numel())
     assert abs(float(rms.mean()) - ref) <= 4 * math.hypot(se, ours_se), (float(rms.mean()), ref)
+
+
+@pytest.mark.parametrize("config", ["prime-ocolor-d1", "prime-ocolor-b5-r30", "prime"])
+def test_color_lookup_of_uint8_levels_equals_the_per_pixel_sum(config):
+    """Step 0 on a uint8 batch evaluates the color sum per level (256 values) and looks the pixels up: the views
+    are those of the per-pixel evaluation (the same images as floats in [0, 1], which take the per-pixel path)."""
+    x = synthetic_batch(12)
+    aug = PrimeBatch(config)
+    lookup = aug.views(x, generator=torch.Generator().manual_seed(4))
+    per_pixel = aug.views(x.float() / 255, generator=torch.Generator().manual_seed(4))
+    torch.testing.assert_close(lookup, per_pixel, rtol=0, atol=1e-5)
+
+
+def _hashed_normal_int64(key: torch.Tensor, counter: torch.Tensor) -> torch.Tensor:
+    """``hashed_normal``'s definition in 64-bit integer arithmetic (no reliance on int32 wrap-around)."""
+    m32 = 0xFFFFFFFF
+
+    def mul32(x: torch.Tensor, c: int) -> torch.Tensor:
+        return (x * (c & 0xFFFF) + (((x * (c >> 16)) & 0xFFFF) << 16)) & m32
+
+    def hash32(x: torch.Tensor) -> torch.Tensor:
+        x = mul32(x ^ (x >> 16), 0x7FEB352D)
+        x = mul32(x ^ (x >> 15), 0x846CA68B)
+        return x ^ (x >> 16)
+
+    def uniform(c: torch.Tensor) -> torch.Tensor:
+        return ((hash32(hash32(c ^ (key & m32)) ^ ((key >> 32) & m32)) >> 8).double() + 0.5) / (1 << 24)
+
+    pair = counter >> 1
+    radius = torch.sqrt(-2.0 * torch.log(uniform(2 * pair)))
+    angle = 2.0 * math.pi * uniform(2 * pair + 1) - (counter & 1).double() * (0.5 * math.pi)
+    return (radius * torch.cos(angle)).float()
+
+
+def test_hashed_normal_matches_its_64_bit_definition():
+    """The int32 hash (products wrapping modulo 2**32) gives the numbers of the 64-bit formula."""
+    g = torch.Generator().manual_seed(5)
+    key = torch.cat([torch.tensor([0, 1, (1 << 62) - 1, (1 << 32) - 1, 1 << 31]),
+                     torch.randint(0, 1 << 62, (59,), generator=g)]).view(-1, 1)
+    counter = torch.cat([torch.arange(4099), torch.randint(0, 1 << 31, (997,), generator=g)])
+    torch.testing.assert_close(hashed_normal(key, counter), _hashed_normal_int64(key, counter), rtol=0, atol=1e-6)
+
+
+def _displacement_direct(cut: torch.Tensor, temp: torch.Tensor, key: torch.Tensor, size: tuple[int, int],
+                         max_cut: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The fields as the plain double sum over modes ``(i, j)``, one sample at a time, in float64."""
+    h, w = size
+    xs, ys = torch.linspace(0, 1, w, dtype=torch.float64), torch.linspace(0, 1, h, dtype=torch.float64)
+    out = torch.zeros(2, cut.numel(), h, w, dtype=torch.float64)
+    for s in range(cut.numel()):
+        c = int(cut[s])
+        i = torch.arange(1, c + 1)
+        ii, jj = torch.meshgrid(i, i, indexing="ij")
+        r = torch.sqrt((ii**2 + jj**2).double())
+        inside = r < c + 0.5
+        for f, scale in ((0, w), (1, h)):
+            coeff = hashed_normal(key[s], (f * max_cut + ii - 1) * max_cut + jj - 1).double() / r * inside
+            sin_x = torch.sin(math.pi * xs[:, None] * i[None].double())  # (W, c)
+            sin_y = torch.sin(math.pi * ys[:, None] * i[None].double())  # (H, c)
+            u = torch.einsum("ij,xi,yj->yx", coeff, sin_x, sin_y)
+            out[f, s] = u * math.sqrt(float(temp[s])) * scale
+    return out[0], out[1]
+
+
+@pytest.mark.parametrize("max_cut, size", [(100, (32, 32)), (37, (20, 28))])
+def test_displacement_equals_the_direct_sum(max_cut, size):
+    """The bucketed matrix products (and, for an even max_cut, the pairwise hashing) equal the plain sum."""
+    g = torch.Generator().manual_seed(max_cut)
+    m = 12
+    cut = torch.randint(2, max_cut + 1, (m,), generator=g)
+    cut[:3] = torch.tensor([2, max_cut, max_cut - 1])  # the smallest and largest cuts, an odd and an even one
+    temp = torch.rand(m, dtype=torch.float64, generator=g) * 1e-3
+    key = torch.randint(0, 1 << 62, (m,), generator=g)
+    fast = displacement(cut, temp, key, size, max_cut, budget=20_000)  # a small budget: groups run in parts
+    direct = _displacement_direct(cut, temp, key, size, max_cut)
+    for a, b in zip(fast, direct):
+        assert a.shape == (m, *size) and a.dtype == torch.float32
+        torch.testing.assert_close(a.double(), b, rtol=0, atol=1e-5 * float(b.abs().max()))
+
+
+@pytest.mark.parametrize("band", [0, 7])
+def test_color_equals_the_direct_sum(band):
+    """Clenshaw's recurrence over the sorted images gives the direct sum of sines (float64), 1e-4 after clipping."""
+    g = torch.Generator().manual_seed(band)
+    m, length = 40, band or 100
+    x = torch.rand(m, 3, 9, 11, generator=g)
+    cut = torch.randint(1, 101, (m,), generator=g)
+    cut[:2] = torch.tensor([1, 100])
+    k0 = (torch.rand(m, generator=g) * cut).floor().long() + 1 if band else torch.ones(m, dtype=torch.long)
+    coeff = torch.randn(m, 3, length, generator=g) * torch.rand(m, 1, 1, generator=g).mul(0.01).sqrt()
+    freq = k0[:, None] + torch.arange(length)
+    coeff = coeff * (freq <= cut[:, None])[:, None, :]
+    coeff[5] = 0  # an image without an active frequency
+    t = x.double() * math.pi
+    k = (k0.view(-1, 1, 1, 1, 1) + torch.arange(length).view(1, 1, -1, 1, 1)).double()
+    direct = x.double() + (coeff.double()[..., None, None] * torch.sin(k * t[:, :, None])).sum(2)
+    torch.testing.assert_close(color(x, coeff, k0).double(), direct.clamp(0, 1), rtol=0, atol=1e-4)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -20,7 +21,14 @@ from timm.optim import create_optimizer_v2
 from timm_dynmix import DynamicMixup, JsdLoss, parse_config
 from timm_dynmix.cli import main
 from timm_dynmix.integrations.timm import TIMM_KNOWN_GOOD, is_registered
-from timm_dynmix.integrations.timm_train import JsdCrossEntropy, check_timm, rewrite_args, timm_patched
+from timm_dynmix.integrations.timm_train import (
+    BatchedViewsLoader,
+    JsdCrossEntropy,
+    batched_loader_patched,
+    check_timm,
+    rewrite_args,
+    timm_patched,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMM_JSD = timm.loss.jsd.JsdCrossEntropy  # timm's own class, before any patch
@@ -334,9 +342,9 @@ def train_py_flags(argv):
     return p.parse_args(argv)
 
 
-def make_image_folder(root, images, classes=3):
+def make_image_folder(root, images, classes=3, split="train"):
     for i, img in enumerate(images):
-        folder = root / "train" / f"class{i % classes}"
+        folder = root / split / f"class{i % classes}"
         folder.mkdir(parents=True, exist_ok=True)
         img.save(folder / f"{i:03d}.png")
 
@@ -381,6 +389,70 @@ def test_timm_training_api_through_the_launcher(tmp_path, real_images):
         assert steps == 3
     assert any(not torch.equal(p0, p1) for p0, p1 in zip(before, model.parameters()))
     assert timm.loss.JsdCrossEntropy is TIMM_JSD and not is_registered()
+
+
+@pytest.mark.parametrize("aug, cls_name", [("augmix", "AugMixBatch"), ("prime", "PrimeBatch")])
+def test_batched_training_api_through_the_launcher(tmp_path, real_images, aug, cls_name):
+    """--aug augmix / prime: timm's dataset, AugMixDataset, create_loader, JSD loss and SGD steps, as train.py."""
+    make_image_folder(tmp_path / "data", real_images[:8])
+    plan = rewrite_args(["--data-dir", str(tmp_path / "data"), "--aug", aug, "-b", "4"])
+    args = train_py_flags(plan.argv)
+    assert (args.aa, args.aug_splits, args.jsd_loss, args.smoothing) == (None, 3, True, 0.0)
+    torch.manual_seed(0)
+    with timm_patched(plan.jsd_weight), batched_loader_patched(plan.batched, plan.num_mixes):
+        dataset = create_dataset("", root=args.data_dir, split="train", is_training=True, batch_size=args.batch_size)
+        dataset = AugMixDataset(dataset, num_splits=args.aug_splits)
+        loader = timm.data.create_loader(dataset, input_size=(3, 32, 32), batch_size=args.batch_size,
+                                         is_training=True, auto_augment=args.aa, num_aug_splits=args.aug_splits,
+                                         use_prefetcher=True, device=torch.device("cpu"), num_workers=0,
+                                         interpolation="bicubic", color_jitter=0.4)
+        assert isinstance(loader, BatchedViewsLoader) and type(loader.aug).__name__ == cls_name
+        assert loader.aug.num_splits == 3 and len(loader) == 2
+        if args.jsd_loss:  # train.py's choice of loss, by the name it imports
+            loss_fn = timm.loss.JsdCrossEntropy(num_splits=args.aug_splits, smoothing=args.smoothing)
+        assert isinstance(loss_fn, JsdLoss) and loss_fn.weight == 12.0  # timm's default alpha
+        model = timm.create_model("test_resnet", num_classes=3)
+        before = [p.detach().clone() for p in model.parameters()]
+        optimizer = create_optimizer_v2(model, "sgd", lr=0.05, momentum=0.9)
+        steps = 0
+        for x, y in loader:
+            b = args.batch_size
+            assert x.shape == (3 * b, 3, 32, 32) and x.dtype == torch.float32 and torch.equal(y, y[:b].repeat(3))
+            clean, mix1, mix2 = torch.split(x, b)
+            assert not torch.equal(clean, mix1) and not torch.equal(mix1, mix2)
+            loss = loss_fn(model(x), y)
+            assert torch.isfinite(loss)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            steps += 1
+        assert steps == 2
+    assert any(not torch.equal(p0, p1) for p0, p1 in zip(before, model.parameters()))
+    assert timm.loss.JsdCrossEntropy is TIMM_JSD and not is_registered()
+    assert timm.data.create_loader.__module__.startswith("timm.")  # restored
+
+
+TIMM_TRAIN_PY = os.environ.get("TIMM_DYNMIX_TIMM_TRAIN_PY", "")
+
+
+@pytest.mark.skipif(not Path(TIMM_TRAIN_PY).is_file(),
+                    reason="set TIMM_DYNMIX_TIMM_TRAIN_PY to the train.py of a pytorch-image-models checkout")
+@pytest.mark.parametrize("aug", ["augmix", "prime"])
+def test_timms_real_train_py_runs_batched_aug(tmp_path, real_images, aug):
+    """timm's own train.py (not in the timm wheel) trains 2 steps with ``--aug augmix|prime`` through the launcher."""
+    make_image_folder(tmp_path / "data", real_images[:8])
+    make_image_folder(tmp_path / "data", real_images[8:11], split="validation")
+    args = [TIMM_TRAIN_PY, "--aug", aug, "--data-dir", str(tmp_path / "data"), "--device", "cpu",
+            "--model", "test_resnet", "--num-classes", "3", "--input-size", "3", "32", "32", "-b", "4",
+            "--epochs", "1", "--workers", "0", "--output", str(tmp_path / "out"), "--experiment", "run",
+            "--log-interval", "1", "--checkpoint-hist", "1", "--opt", "sgd", "--lr", "0.01", "--warmup-epochs", "0"]
+    run = run_module(args, tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert f"--aug {aug} -> --aug-splits 3 --jsd-loss --smoothing 0; 2 mixed view(s)" in run.stderr
+    assert "Train: 0 [   1/2 (100%)]" in run.stdout + run.stderr  # two steps of 4 images (12 views each)
+    summary = (tmp_path / "out" / "run" / "summary.csv").read_text().splitlines()
+    train_loss = float(summary[1].split(",")[1])
+    assert summary[0].startswith("epoch,train_loss") and math.isfinite(train_loss) and train_loss > 0
 
 
 # ---------------------------------------------------------------------------------------------------------------

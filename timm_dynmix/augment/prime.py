@@ -467,21 +467,62 @@ def _finish(cfg: PrimeConfig, raw: dict, batch_size: int, size: tuple[int, int])
 # ----------------------------------------------------------------------------------------------------------------
 # counter-based normal noise for the displacement fields
 _M32 = 0xFFFFFFFF
+_HASH_MUL = (0x7FEB352D, 0x846CA68B - (1 << 32))  # the "lowbias32" constants as int32 bit patterns
 
 
-def _mul32(x: torch.Tensor, c: int) -> torch.Tensor:
-    """``x * c mod 2**32`` for int64 ``x`` in [0, 2**32) without int64 overflow (16-bit halves of ``c``)."""
-    lo, hi = c & 0xFFFF, c >> 16
-    return (x * lo + (((x * hi) & 0xFFFF) << 16)) & _M32
+def _as_int32(x: torch.Tensor) -> torch.Tensor:
+    """The low 32 bits of int64 ``x`` as int32 bit patterns (values >= 2**31 become negative)."""
+    x = x & _M32
+    return torch.where(x >= 1 << 31, x - (1 << 32), x).to(torch.int32)
 
 
 def _hash32(x: torch.Tensor) -> torch.Tensor:
-    """A 32-bit multiply-xorshift mixer (the "lowbias32" constants) on int64 tensors in [0, 2**32)."""
-    x = x ^ (x >> 16)
-    x = _mul32(x, 0x7FEB352D)
-    x = x ^ (x >> 15)
-    x = _mul32(x, 0x846CA68B)
-    return x ^ (x >> 16)
+    """A 32-bit multiply-xorshift mixer (the "lowbias32" constants) on int32 bit patterns, in place.
+
+    int32 products wrap modulo 2**32 (checked against the 64-bit formula in the tests); the right shifts are
+    arithmetic, so they are masked to act as logical shifts.
+    """
+    x.bitwise_xor_((x >> 16) & 0xFFFF)
+    x.mul_(_HASH_MUL[0])
+    x.bitwise_xor_((x >> 15) & 0x1FFFF)
+    x.mul_(_HASH_MUL[1])
+    return x.bitwise_xor_((x >> 16) & 0xFFFF)
+
+
+def _uniform24(c: torch.Tensor, k_lo: torch.Tensor, k_hi: torch.Tensor) -> torch.Tensor:
+    """The float64 uniform in (0, 1) (24 significant bits) of int32 counter ``c`` and key halves ``k_lo``, ``k_hi``."""
+    h = _hash32(_hash32(c ^ k_lo).bitwise_xor_(k_hi))
+    return (((h >> 8) & 0xFFFFFF).double() + 0.5) * (1.0 / (1 << 24))
+
+
+def _key_halves(key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The low and high 32-bit halves of 62-bit int64 keys, as int32 bit patterns."""
+    return _as_int32(key), _as_int32(key >> 32)
+
+
+def _normal_pairs(k_lo: torch.Tensor, k_hi: torch.Tensor, pair: torch.Tensor,
+                  chunk: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two normals (counters ``2 pair`` and ``2 pair + 1``) of :func:`hashed_normal`, float32 each.
+
+    ``k_lo``, ``k_hi``: the key's halves (:func:`_key_halves`), broadcast with ``pair``. Long inputs run in
+    chunks of ``chunk`` pairs (default 2**16 on a CPU, where the temporaries then stay small and in cache, and
+    2**24 on a GPU).
+    """
+    if chunk is None:
+        chunk = 1 << 16 if pair.device.type == "cpu" else 1 << 24
+    k_lo, k_hi, pair = torch.broadcast_tensors(k_lo, k_hi, pair)
+    shape = pair.shape
+    k_lo, k_hi, pair = k_lo.reshape(-1), k_hi.reshape(-1), pair.reshape(-1)
+    first = torch.empty(pair.shape, dtype=torch.float32, device=pair.device)
+    second = torch.empty_like(first)
+    for a in range(0, pair.numel(), chunk):
+        p2 = (2 * pair[a:a + chunk]).to(torch.int32)
+        lo, hi = k_lo[a:a + chunk], k_hi[a:a + chunk]
+        radius = torch.sqrt(-2.0 * torch.log(_uniform24(p2, lo, hi)))
+        angle = (2.0 * math.pi) * _uniform24(p2.add_(1), lo, hi)
+        torch.mul(radius, torch.cos(angle), out=first[a:a + chunk])  # float64 products rounded to float32
+        torch.mul(radius, torch.cos(angle.sub_(0.5 * math.pi)), out=second[a:a + chunk])
+    return first.view(shape), second.view(shape)
 
 
 def hashed_normal(key: torch.Tensor, counter: torch.Tensor) -> torch.Tensor:
@@ -492,16 +533,8 @@ def hashed_normal(key: torch.Tensor, counter: torch.Tensor) -> torch.Tensor:
     Box-Muller normals (cosine and sine). The same (key, counter) gives the same number on any device and in any
     batch.
     """
-    k_lo, k_hi = key & _M32, (key >> 32) & _M32
-    pair = counter >> 1
-
-    def uniform(c: torch.Tensor) -> torch.Tensor:
-        h = _hash32(_hash32(c ^ k_lo) ^ k_hi)
-        return ((h >> 8).double() + 0.5) * (1.0 / (1 << 24))
-
-    radius = torch.sqrt(-2.0 * torch.log(uniform(2 * pair)))
-    angle = (2.0 * math.pi) * uniform(2 * pair + 1) - (counter & 1).double() * (0.5 * math.pi)  # cos, then sin
-    return (radius * torch.cos(angle)).float()
+    even, odd = _normal_pairs(*_key_halves(key), counter >> 1)
+    return torch.where((counter & 1).bool(), odd, even)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -522,32 +555,82 @@ def _modes(length: int, cut: int, device: torch.device) -> torch.Tensor:
     return torch.sin(math.pi * t[:, None] * k[None, :])
 
 
+def _field_coefficients(cut: torch.Tensor, key: torch.Tensor, kb: int, max_cut: int) -> torch.Tensor:
+    """The coefficients ``c_ij e_ij`` of fields u and v of samples with ``cut <= kb``: (2, m, kb, kb) float32.
+
+    Entry ``[f, s, i - 1, j - 1]``: mode ``(i, j)`` of field ``f`` of sample ``s``, 0 outside the sample's disc
+    ``r < cut + 0.5``. Only the modes inside are hashed; with an even ``max_cut`` the two modes ``j - 1 = 2q, 2q + 1``
+    of a row share one hashed pair of uniforms (counters ``2p``, ``2p + 1``), so each pair is hashed once and gives
+    both normals.
+    """
+    dev, m = cut.device, cut.shape[0]
+    i = torch.arange(1, kb + 1, device=dev, dtype=torch.float32)
+    r = torch.sqrt(i[:, None] ** 2 + i[None, :] ** 2)  # (K, K)
+    inside = r[None] < cut.float().view(-1, 1, 1) + 0.5  # (m, K, K): the modes with e_ij > 0
+    scale = inside.to(torch.float32) / r  # e_ij inside the disc, 0 outside
+    coeff = torch.zeros((2, m, kb, kb), dtype=torch.float32, device=dev)
+    if max_cut % 2 == 0 and kb % 2 == 0:
+        # r grows with j, so a pair (2q, 2q + 1) has a mode inside iff its first one is
+        mask = inside[:, :, 0::2]  # (m, K, K / 2)
+        sample, row, q = mask.nonzero(as_tuple=True)
+        base = row * max_cut + 2 * q  # counter of field 0, even
+        pair = torch.stack([base, base + max_cut * max_cut]) >> 1  # (2, n): fields u, v
+        k_lo, k_hi = _key_halves(key)
+        first, second = _normal_pairs(k_lo[sample], k_hi[sample], pair)
+        # nonzero and masked_scatter_ both walk the mask in row-major order
+        coeff.view(2, m, kb, kb // 2, 2).masked_scatter_(mask[None, ..., None].expand(2, -1, -1, -1, 2),
+                                                         torch.stack([first, second], dim=-1))
+    else:
+        sample, row, col = inside.nonzero(as_tuple=True)
+        for f in range(2):
+            coeff[f, sample, row, col] = hashed_normal(key[sample], (f * max_cut + row) * max_cut + col)
+    return coeff.mul_(scale)
+
+
+def _cut_buckets(cut: torch.Tensor) -> list[tuple[int, torch.Tensor]]:
+    """Samples grouped by cut into about 16 buckets of even width bounds: ``[(kb, indices), ...]``."""
+    kmax = int(cut.max())
+    step = max(8, 2 * math.ceil(kmax / 32))
+    bound = (torch.div(cut + step - 1, step, rounding_mode="floor") * step).clamp_(max=kmax + kmax % 2)
+    out = []
+    for kb in torch.unique(bound).tolist():
+        out.append((int(kb), (bound == kb).nonzero().view(-1)))
+    return out
+
+
 def displacement(cut: torch.Tensor, temp: torch.Tensor, key: torch.Tensor, size: tuple[int, int],
-                 max_cut: int) -> tuple[torch.Tensor, torch.Tensor]:
+                 max_cut: int, budget: int = 1 << 22) -> tuple[torch.Tensor, torch.Tensor]:
     """The displacement fields ``(dx, dy)`` in pixels, each (m, H, W) float32, of per-sample ``cut``, ``T``, key.
 
     ``u[y, x] = sum_ij c_ij e_ij sin(pi i x') sin(pi j y')`` (``x' = x / (W - 1)``), ``dx = sqrt(T) u W``, and
     ``v``, ``dy`` likewise (with H); ``c_ij`` is :func:`hashed_normal` of the key at counter ``(f * max_cut + i - 1)
     * max_cut + j - 1`` for field ``f`` (0: u, 1: v), so a mode's coefficient does not depend on the other samples.
+
+    Each field is the matrix product ``S_y C^T S_x^T`` of the sample's coefficients ``C`` (kb x kb) with the sines
+    ``S_x`` (W x kb), ``S_y`` (H x kb), built once per call. Samples are grouped by cut (:func:`_cut_buckets`) so
+    that a sample's products and hashes run over about its own ``cut x cut`` modes, not the batch's largest;
+    ``budget`` bounds the floats of one group's coefficients (larger groups run in parts).
     """
     h, w = size
-    dev = cut.device
-    m, kmax = cut.shape[0], int(cut.max())
-    i = torch.arange(1, kmax + 1, device=dev, dtype=torch.float32)
-    r = torch.sqrt(i[:, None] ** 2 + i[None, :] ** 2)  # (K, K)
-    inside = r[None] < cut.float().view(-1, 1, 1) + 0.5  # (m, K, K): the modes with e_ij > 0
-    sample, row, col = inside.nonzero(as_tuple=True)  # only these coefficients are drawn
-    energy = 1.0 / r[row, col]
+    dev, m = cut.device, cut.shape[0]
+    dx = torch.empty((m, h, w), dtype=torch.float32, device=dev)
+    dy = torch.empty_like(dx)
+    if m == 0:
+        return dx, dy
+    kmax = int(cut.max())
+    kmax += kmax % 2
     sx, sy = _modes(w, kmax, dev), _modes(h, kmax, dev)  # (W, K), (H, K)
-    out = []
-    for f, scale in ((0, w), (1, h)):
-        counter = (f * max_cut + row) * max_cut + col
-        coeff = torch.zeros((m, kmax, kmax), dtype=torch.float32, device=dev)  # [i, j]
-        coeff[sample, row, col] = hashed_normal(key[sample], counter) * energy
-        # u[y, x] = sum_ij c_ij sx[x, i] sy[y, j]
-        field = torch.matmul(torch.matmul(sy, coeff.transpose(1, 2)), sx.t())  # (m, H, W)
-        out.append(field * (temp.sqrt().float() * scale).view(-1, 1, 1))
-    return out[0], out[1]
+    amp = temp.sqrt().float()
+    for kb, idx in _cut_buckets(cut):
+        step = max(1, budget // (2 * kb * kb + 2 * kb * max(h, w) + 2 * h * w))
+        for a in range(0, idx.numel(), step):
+            sel = idx[a:a + step]
+            coeff = _field_coefficients(cut[sel], key[sel], kb, max_cut)  # (2, m', K, K) [i, j]
+            # u[y, x] = sum_ij c_ij sx[x, i] sy[y, j] = (sy C^T sx^T)[y, x]
+            field = torch.matmul(torch.matmul(sy[:, :kb], coeff.transpose(-1, -2)), sx[:, :kb].t())
+            dx[sel] = field[0] * (amp[sel] * w).view(-1, 1, 1)
+            dy[sel] = field[1] * (amp[sel] * h).view(-1, 1, 1)
+    return dx, dy
 
 
 def remap(x: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor) -> torch.Tensor:
@@ -564,11 +647,13 @@ def remap(x: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor) -> torch.Tensor:
 def color(x: torch.Tensor, coeff: torch.Tensor, k0: torch.Tensor, chunk: int = 16) -> torch.Tensor:
     """``x + sum_l coeff[:, c, l] sin(pi (k0 + l) x)`` per channel, clipped to [0, 1]; coeff (m, >=C, L).
 
-    The sines of consecutive frequencies come from the recurrence ``sin((k + 1) t) = 2 cos(t) sin(k t) -
-    sin((k - 1) t)`` (two ``sin`` and one ``cos`` per pixel instead of one ``sin`` per frequency; float32 error
-    about 1e-5 after 100 terms). Trailing zero coefficients (frequencies beyond an image's cut) are skipped: the
-    images are sorted by their number of active frequencies, so that every frequency runs on a prefix of them.
-    ``chunk`` is kept for compatibility and unused.
+    The sum is evaluated by Clenshaw's recurrence for the sines' three-term recurrence ``sin((k + 1) t) = 2 cos(t)
+    sin(k t) - sin((k - 1) t)``: ``b_l = coeff_l + 2 cos(t) b_{l+1} - b_{l+2}`` from the last frequency down, then
+    ``sum = sin(k0 t) b_0 - sin((k0 - 1) t) b_1`` (two passes over the pixels per frequency and one ``cos`` and two
+    ``sin`` per pixel, instead of one ``sin`` per frequency; float32 error about 1e-5 after 100 terms). Trailing
+    zero coefficients (frequencies beyond an image's cut) are skipped: the images are sorted by their number of
+    active frequencies, so that every frequency runs on a prefix of them. ``chunk`` is kept for compatibility and
+    unused.
     """
     del chunk
     m, c, h, w = x.shape
@@ -579,20 +664,44 @@ def color(x: torch.Tensor, coeff: torch.Tensor, k0: torch.Tensor, chunk: int = 1
     length, order = torch.sort(length, descending=True)
     counts = [int(v) for v in (length.view(1, -1) > torch.arange(0, int(length[0]) if m else 0,
                                                                 device=x.device).view(-1, 1)).sum(1).tolist()]
-    xs, cs, ks = x.index_select(0, order), coeff.index_select(0, order).to(x.dtype), k0.index_select(0, order)
-    out = xs.reshape(m, c, h * w).clone()
-    if counts:
-        t = xs.reshape(m, c, h * w) * math.pi
-        k = ks.to(x.dtype).view(m, 1, 1)
-        twice_cos = 2.0 * torch.cos(t)
-        prev, cur = torch.sin((k - 1) * t), torch.sin(k * t)  # sin((k0 - 1) t), sin(k0 t)
-        for step, n in enumerate(counts):  # a loop over frequencies, not over images
-            out[:n].addcmul_(cur[:n], cs[:n, :, step, None])
-            if step + 1 < len(counts):
-                n1 = counts[step + 1]
-                prev, cur = cur[:n1], torch.addcmul(prev[:n1].neg(), twice_cos[:n1], cur[:n1])
+    xs = x.index_select(0, order).reshape(m, c, h * w)
+    if not counts:
+        return x.clamp(0.0, 1.0)
+    n0 = counts[0]  # images with at least one active frequency: a prefix
+    cs, ks = coeff.index_select(0, order[:n0]).to(x.dtype), k0.index_select(0, order[:n0])
+    t = xs[:n0] * math.pi
+    twice_cos = 2.0 * torch.cos(t)
+    b1, b2 = torch.zeros_like(t), torch.zeros_like(t)  # b_{l+1}, b_{l+2}
+    for step in range(len(counts) - 1, -1, -1):  # a loop over frequencies, not over images
+        n = counts[step]
+        torch.sub(cs[:n, :, step, None], b2[:n], out=b2[:n])
+        b2[:n].addcmul_(twice_cos[:n], b1[:n])
+        b1, b2 = b2, b1  # b1 = b_step, b2 = b_{step + 1}
+    k = ks.to(x.dtype).view(n0, 1, 1)
+    out = xs.clone()
+    out[:n0].addcmul_(torch.sin(k * t), b1).addcmul_(torch.sin((k - 1) * t), b2, value=-1.0)
     out = out.clamp_(0.0, 1.0).view(m, c, h, w)
     return torch.empty_like(out).index_copy_(0, order, out)
+
+
+def _color_lookup(chains: torch.Tensor, levels: torch.Tensor, sel: torch.Tensor, coeff: torch.Tensor,
+                  k0: torch.Tensor, budget: int) -> None:
+    """:func:`color` of chain slots ``sel`` whose images are still uint8 ``levels`` (B, C, H, W) scaled to [0, 1].
+
+    Slot ``s`` holds image ``s % B``. The sum is evaluated at the 256 levels ``v / 255`` (the float32 values the
+    chains hold) for every slot and channel, then each pixel takes its level's value: elementwise the same
+    arithmetic as :func:`color` on the pixels. The results go into ``chains`` (in parts of about ``budget``
+    floats).
+    """
+    b, c, h, w = levels.shape
+    table_x = (torch.arange(256, dtype=torch.float32, device=levels.device) / 255.0).view(1, 1, 1, 256)
+    step = max(1, budget // (c * (6 * 256 + 3 * h * w)))
+    for a in range(0, sel.numel(), step):
+        part = sel[a:a + step]
+        m = part.numel()
+        table = color(table_x.expand(m, c, 1, 256).contiguous(), coeff[a:a + step], k0[a:a + step])
+        index = levels.index_select(0, part % b).view(m, c, h * w).long()
+        chains.index_copy_(0, part, torch.gather(table.view(m, c, 256), 2, index).view(m, c, h, w))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -685,42 +794,53 @@ class PrimeBatch(nn.Module):
     def _chunk_floats(self, device: torch.device) -> int:
         return _CUDA_CHUNK_FLOATS if device.type == "cuda" else _CPU_CHUNK_FLOATS
 
-    def _step(self, chains: torch.Tensor, params: PrimeParams, t: int) -> None:
-        """Apply step ``t`` of every chain in place (chains shorter than ``t + 1`` are left alone)."""
+    def _step(self, chains: torch.Tensor, params: PrimeParams, t: int, levels: torch.Tensor | None = None) -> None:
+        """Apply step ``t`` of every chain in place (chains shorter than ``t + 1`` are left alone).
+
+        ``levels``: the uint8 batch the chains were copied from, when they still hold its values ``v / 255``
+        (step 0 of a uint8 batch); the color primitive then evaluates its sum once per level and image (256 values
+        per channel) and looks the pixels up, instead of evaluating it per pixel: the same numbers, 4x fewer
+        evaluations at 32 px and 196x fewer at 224 px.
+        """
         active = params.depth > t
         budget = self._chunk_floats(chains.device)
         for f in self.config.families:  # a loop over the three families, not over images
             sel = (active & (params.family[t] == FAMILIES.index(f))).nonzero().view(-1)
             if sel.numel() == 0:
                 continue
+            if f == "color" and levels is not None and levels[0, 0].numel() > 256:
+                _color_lookup(chains, levels, sel, params.color_coeff[t, sel], params.color_k0[t, sel], budget)
+                continue
             x = chains.index_select(0, sel)
             if f == "spectral":
                 y = spectral(x, params.kernel[t, sel])
             elif f == "color":
                 coeff, k0 = params.color_coeff[t, sel], params.color_k0[t, sel]
-                per = x[0].numel() * 16 * 2
+                per = x[0].numel() * 6  # the angles, 2 cos, two Clenshaw terms, the output
                 step = max(1, budget // per)
                 y = torch.cat([color(x[a:a + step], coeff[a:a + step], k0[a:a + step])
                                for a in range(0, sel.numel(), step)])
             else:
                 cut, temp, key = params.diffeo_cut[t, sel], params.diffeo_temp[t, sel], params.diffeo_key[t, sel]
-                kmax = int(cut.max())
-                per = 3 * kmax * kmax + 2 * kmax * max(params.size) + 3 * x[0, 0].numel()
+                per = 4 * x[0, 0].numel()  # the two fields and the sampling grid
                 step = max(1, budget // per)
                 parts = []
-                for a in range(0, sel.numel(), step):  # chunks bound the memory of the fields
+                for a in range(0, sel.numel(), step):  # one remap per step unless the fields exceed the budget
                     dx, dy = displacement(cut[a:a + step], temp[a:a + step], key[a:a + step], params.size,
-                                          self.config.diffeo_cut)
+                                          self.config.diffeo_cut, budget=budget)
                     parts.append(remap(x[a:a + step], dx, dy))
-                y = torch.cat(parts)
+                y = parts[0] if len(parts) == 1 else torch.cat(parts)
             chains.index_copy_(0, sel, y)
 
-    def _mixed(self, x01: torch.Tensor, params: PrimeParams) -> torch.Tensor:
-        """The views ``(num_mixes, B, C, H, W)`` float32 in [0, 1] of a float32 [0, 1] batch."""
+    def _mixed(self, x01: torch.Tensor, params: PrimeParams, levels: torch.Tensor | None = None) -> torch.Tensor:
+        """The views ``(num_mixes, B, C, H, W)`` float32 in [0, 1] of a float32 [0, 1] batch.
+
+        ``levels``: the uint8 batch when ``x01`` is ``levels.float() / 255`` (see :meth:`_step`).
+        """
         n, wd, b = params.num_mixes, params.width, params.batch_size
         chains = x01.repeat(n * wd, 1, 1, 1)  # slot (view * width + chain) * B + image
         for t in range(self.config.max_depth):
-            self._step(chains, params, t)
+            self._step(chains, params, t, levels if t == 0 else None)
         chains = chains.view(n, wd, b, *x01.shape[1:])
         mix = torch.einsum("nkbcyx,nbk->nbcyx", chains, params.weights.to(chains.dtype))
         m = params.skip.to(chains.dtype).view(n, b, 1, 1, 1)
@@ -742,7 +862,8 @@ class PrimeBatch(nn.Module):
         x = _check_batch(x, "PrimeBatch")
         self._check_params(x, params)
         store, exact = _to_storage(x)  # uint8 stays uint8; floats become float32 on the 0-255 scale
-        views = self._mixed(store.float() / 255.0, params.to(x.device))
+        views = self._mixed(store.float() / 255.0, params.to(x.device),
+                            store if store.dtype == torch.uint8 else None)
         if exact:
             return tuple(v.mul(255.0).round_().clamp_(0, 255).to(torch.uint8) for v in views)
         return tuple(v.to(x.dtype) for v in views)
@@ -781,7 +902,7 @@ class PrimeBatch(nn.Module):
         x01 = store.float() / 255.0
         b, c = x.shape[:2]
         mean_t, std_t = _channel_stats(mean, std, c, x.device)
-        mixed = self._mixed(x01, params)
+        mixed = self._mixed(x01, params, store if store.dtype == torch.uint8 else None)
         out = torch.cat([x01.unsqueeze(0), mixed]).view((1 + self.num_mixes) * b, *x.shape[1:])
         return (out - mean_t.view(1, c, 1, 1)) / std_t.view(1, c, 1, 1)
 
