@@ -169,11 +169,11 @@ class PrimeConfig:
             integer(name, lo, hi)
         if self.kernel_size % 2 == 0:
             raise ValueError(f"PRIME kernel_size must be odd (config key 'k'), got {self.kernel_size}")
-        for name, lo, hi, open_lo in (("jsd_weight", 0.0, 1000.0, False), ("sigma", 0.0, 100.0, False),
-                                      ("color_temp", 0.0, 1.0, True)):
+        for name, flo, fhi, open_lo in (("jsd_weight", 0.0, 1000.0, False), ("sigma", 0.0, 100.0, False),
+                                        ("color_temp", 0.0, 1.0, True)):
             value = as_number(name, getattr(self, name))
-            if not (lo < value <= hi if open_lo else lo <= value <= hi):
-                span = f"({lo:g}, {hi:g}]" if open_lo else f"[{lo:g}, {hi:g}]"
+            if not (flo < value <= fhi if open_lo else flo <= value <= fhi):
+                span = f"({flo:g}, {fhi:g}]" if open_lo else f"[{flo:g}, {fhi:g}]"
                 raise ValueError(f"PRIME {name} must be in {span} (config key '{_key(name)}'), got {value!r}")
             setf(name, value)
         fams = (self.families,) if isinstance(self.families, str) else self.families
@@ -369,11 +369,10 @@ def _draw(cfg: PrimeConfig, count: int, device: torch.device,
     Per step of a view, shared by its chains as the reference shares them across its batch of chains: sigma; the
     diffeo's cutmax, cut, T and field key; the color cut, T and band start.
     """
-    kw = {"device": device, "generator": generator}
     sizes = _uniform_sizes(cfg)
-    uniform = torch.rand((count, sum(sizes.values())), dtype=torch.float64, **kw)
-    normal = torch.randn((count, _normal_size(cfg)), **kw)
-    key = torch.randint(0, 1 << 62, (count, cfg.max_depth), **kw)
+    uniform = torch.rand((count, sum(sizes.values())), dtype=torch.float64, device=device, generator=generator)
+    normal = torch.randn((count, _normal_size(cfg)), device=device, generator=generator)
+    key = torch.randint(0, 1 << 62, (count, cfg.max_depth), device=device, generator=generator)
     return uniform, normal, key
 
 
@@ -391,7 +390,8 @@ def _normal_size(cfg: PrimeConfig) -> int:
     return cfg.width * cfg.max_depth * (cfg.kernel_size**2 + COLOR_CHANNELS * _color_length(cfg))
 
 
-def _transform(cfg: PrimeConfig, uniform: torch.Tensor, normal: torch.Tensor, key: torch.Tensor) -> dict:
+def _transform(cfg: PrimeConfig, uniform: torch.Tensor, normal: torch.Tensor,
+               key: torch.Tensor) -> dict[str, torch.Tensor]:
     """The draws of :func:`_draw` as named parameters, (count, width, max_depth, ...) per step."""
     w, d, k = cfg.width, cfg.max_depth, cfg.kernel_size
     count, length = uniform.shape[0], _color_length(cfg)
@@ -426,7 +426,7 @@ def _transform(cfg: PrimeConfig, uniform: torch.Tensor, normal: torch.Tensor, ke
     return out
 
 
-def _finish(cfg: PrimeConfig, raw: dict, batch_size: int, size: tuple[int, int]) -> PrimeParams:
+def _finish(cfg: PrimeConfig, raw: dict[str, torch.Tensor], batch_size: int, size: tuple[int, int]) -> PrimeParams:
     """Turn the raw draws of ``num_mixes * B`` pairs (view-major) into :class:`PrimeParams`."""
     n, b, w, d = cfg.num_mixes, batch_size, cfg.width, cfg.max_depth
 
@@ -857,7 +857,8 @@ class PrimeBatch(nn.Module):
                              f"({params.num_mixes} views, width {params.width}, depth {params.family.shape[0]}), "
                              f"got a batch of shape {tuple(x.shape)} for config {cfg.to_string()!r}")
 
-    def apply(self, x: torch.Tensor, params: PrimeParams) -> tuple[torch.Tensor, ...]:
+    def apply(  # type: ignore[override]  # torchvision v2's sample-then-apply, not nn.Module.apply(fn)
+            self, x: torch.Tensor, params: PrimeParams) -> tuple[torch.Tensor, ...]:
         """The ``num_mixes`` views of ``x`` for given ``params`` (same shape and dtype as ``x``)."""
         x = _check_batch(x, "PrimeBatch")
         self._check_params(x, params)
@@ -875,10 +876,11 @@ class PrimeBatch(nn.Module):
             g = _check_generator(generator if generator is not None else self.generator, x.device)
             if indices is not None:
                 raise ValueError("indices need a seed: pass seed=... (per-sample draws) or leave indices out")
-            return self.sample_params(x.shape[0], tuple(x.shape[2:]), device=x.device, generator=g)
+            return self.sample_params(x.shape[0], (int(x.shape[2]), int(x.shape[3])), device=x.device, generator=g)
         if generator is not None:
             raise ValueError("pass either seed (per-sample draws) or generator, not both")
-        return self.sample_params(x.shape[0], tuple(x.shape[2:]), device=x.device, seed=seed, epoch=epoch,
+        return self.sample_params(x.shape[0], (int(x.shape[2]), int(x.shape[3])), device=x.device, seed=seed,
+                                  epoch=epoch,
                                   indices=indices)
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None, *, seed: int | None = None,
