@@ -124,7 +124,7 @@ def parse_augmix_batch_config(config: str | AugMixConfig) -> AugMixConfig:
 
 # ----------------------------------------------------------------------------------------------------------------
 # kernels: (x storage (n, C, H, W), code (n,) AugMix op codes, param (n,) float64, exact) -> same shape and dtype
-def _k_pixel(x, code, p, exact):
+def _k_pixel(x: torch.Tensor, code: torch.Tensor, p: torch.Tensor, exact: bool) -> torch.Tensor:
     """autocontrast, equalize (DynMix's per-image PIL tables), posterize, solarize (the same results, computed).
 
     ``code`` comes sorted: every op's images form one contiguous run.
@@ -148,24 +148,24 @@ def _k_pixel(x, code, p, exact):
     return out if exact else out.float()
 
 
-def _k_rotate(x, code, p, exact):
+def _k_rotate(x: torch.Tensor, code: torch.Tensor, p: torch.Tensor, exact: bool) -> torch.Tensor:
     return _b._k_rotate(x, code, p, exact)
 
 
-def _k_shear_x(x, code, p, exact):
+def _k_shear_x(x: torch.Tensor, code: torch.Tensor, p: torch.Tensor, exact: bool) -> torch.Tensor:
     # PIL affine (1, s, 0, 0, 1, 0): output centre (u + 0.5, v + 0.5) samples x = u + 0.5 + s * (v + 0.5)
     n, _, h, _ = x.shape
     v = torch.arange(h, device=x.device, dtype=torch.float64) + 0.5
     return _b._shift(x, p.view(n, 1) * v.view(1, h), -1, exact)
 
 
-def _k_shear_y(x, code, p, exact):
+def _k_shear_y(x: torch.Tensor, code: torch.Tensor, p: torch.Tensor, exact: bool) -> torch.Tensor:
     n, _, _, w = x.shape
     u = torch.arange(w, device=x.device, dtype=torch.float64) + 0.5
     return _b._shift(x, p.view(n, 1) * u.view(1, w), -2, exact)
 
 
-def _k_translate(x, code, p, exact):
+def _k_translate(x: torch.Tensor, code: torch.Tensor, p: torch.Tensor, exact: bool) -> torch.Tensor:
     # the official affine (1, 0, t, 0, 1, 0) reads x[u + t]: DynMix's translate by -t (out[u] = x[u - d])
     dyn = torch.where(code == _CODE["translate_x"], _b.CODE["translate_x"], _b.CODE["translate_y"])
     return _b._k_translate(x, dyn, -p, exact)
@@ -197,7 +197,7 @@ def _smooth(x: torch.Tensor, exact: bool) -> torch.Tensor:
     return out
 
 
-def _k_enhance(x, code, p, exact):
+def _k_enhance(x: torch.Tensor, code: torch.Tensor, p: torch.Tensor, exact: bool) -> torch.Tensor:
     """``ImageEnhance.{Color, Contrast, Brightness, Sharpness}(img).enhance(p)``: PIL's blend of a degenerate image.
 
     PIL computes ``degenerate + p * (img - degenerate)`` in float32 and truncates to uint8 (clipped to [0, 255]).
@@ -437,6 +437,8 @@ class AugMixBatch(nn.Module):
         gam = torch.empty((rows, n_gamma), dtype=torch.float64)
         u = torch.empty((rows, n_unif), dtype=torch.float64)
         conc_t = torch.full((n_gamma,), conc, dtype=torch.float64)
+        if indices is None:  # sample_params fills them in whenever it passes a seed
+            raise ValueError("per-sample seeding needs the dataset index of every image")
         g = torch.Generator()
         for view in range(self.num_mixes):  # a loop over samples for the small per-sample parameter rows only
             for i, index in enumerate(indices):
@@ -470,11 +472,12 @@ class AugMixBatch(nn.Module):
             raise ValueError("give either a generator or a seed (per-sample seeding), not both")
         if indices is not None and seed is None:
             raise ValueError("indices select per-sample seeds: they need a seed too")
+        rows_indices: list[int] | None = None
         if seed is not None:
             for name, value in (("seed", seed), ("epoch", epoch)):
                 if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                     raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
-            indices = list(range(batch_size)) if indices is None else _check_indices(indices, batch_size)
+            rows_indices = list(range(batch_size)) if indices is None else _check_indices(indices, batch_size)
         if device is None:
             device = generator.device if generator is not None else torch.device("cpu")
         device = torch.device(device)
@@ -484,7 +487,7 @@ class AugMixBatch(nn.Module):
         cfg, n, b = self.config, self.num_mixes, batch_size
         width, depth = cfg.width, self.max_depth
         rows = n * b
-        gam, u = self._draw_rows(rows, device, g, seed, epoch, indices, b)
+        gam, u = self._draw_rows(rows, device, g, seed, epoch, rows_indices, b)
         # gammas -> Dirichlet weights and the Beta skip weight (log space: exact for any alpha)
         tiny = torch.finfo(torch.float64).tiny
         log_g = torch.log(gam) + torch.log(u[:, -(width + 2):].clamp(min=tiny)) / cfg.alpha
@@ -554,11 +557,12 @@ class AugMixBatch(nn.Module):
             raise ValueError("give either a generator or a seed (per-sample seeding), not both")
         g = _b._check_generator(g, x.device)
         store, exact = _b._to_storage(x)
-        params = self.sample_params(x.shape[0], tuple(x.shape[2:]), device=x.device, generator=g, seed=seed,
-                                    epoch=epoch, indices=indices)
+        params = self.sample_params(x.shape[0], (int(x.shape[2]), int(x.shape[3])), device=x.device, generator=g,
+                                    seed=seed, epoch=epoch, indices=indices)
         return store, exact, params
 
-    def apply(self, x: torch.Tensor, params: AugMixBatchParams) -> tuple[torch.Tensor, ...]:
+    def apply(  # type: ignore[override]  # torchvision v2's sample-then-apply, not nn.Module.apply(fn)
+            self, x: torch.Tensor, params: AugMixBatchParams) -> tuple[torch.Tensor, ...]:
         """The ``num_mixes`` views of ``x`` for given ``params`` (same shape and dtype as ``x``)."""
         x = _b._check_batch(x, "AugMixBatch")
         if not isinstance(params, AugMixBatchParams):

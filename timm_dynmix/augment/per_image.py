@@ -32,6 +32,9 @@ def per_image_augmentation(spec: AugSpec, size: tuple[int, int], mean: Sequence[
     if spec.family == "augmix":
         return AugMix(spec.params, output=output)
     if spec.family in ("autoaugment", "random-autoaugment"):  # AA*, Random AA*
-        return create_baseline(spec.params, max(size) <= SMALL_IMAGE_MAX, output=output)
+        transform = create_baseline(spec.params, max(size) <= SMALL_IMAGE_MAX, output=output)
+        if transform is None:  # the spec parser only gives these families parameters that name a baseline
+            raise ValueError(f"--aug {spec.canonical} ({spec.family}): parameters {spec.params!r} name no baseline")
+        return transform
     raise ValueError(f"--aug {spec.canonical} ({spec.family}) has no per-image transform"
                      + (": PRIME runs batched in the training step only" if spec.family == "prime" else ""))

@@ -214,7 +214,8 @@ def _from_float(a: np.ndarray) -> Image.Image:
     return Image.fromarray(arr, mode="RGBA" if arr.shape[2] == 4 else "RGB")
 
 
-def _caption(draw: ImageDraw.ImageDraw, xy: tuple[int, int], text: str, width: int, font: ImageFont.ImageFont) -> None:
+def _caption(draw: ImageDraw.ImageDraw, xy: tuple[int, int], text: str, width: int,
+             font: ImageFont.ImageFont | ImageFont.FreeTypeFont) -> None:
     """Draw ``text`` wrapped onto at most two lines of ``width`` pixels."""
     words, lines, line = text.split(" "), [], ""
     for w in words:

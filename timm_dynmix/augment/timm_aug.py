@@ -107,6 +107,7 @@ def parse_timm_aug(aug: str) -> dict[str, Any]:
     i = 0
     while i < len(rest):
         section = rest[i]
+        value: Any  # an int or float parsed from the section, or the op set's name for t<name>
         if kind == "augmix" and section == "d" and i + 1 < len(rest) and rest[i + 1] == "1":
             key, value, i = "d", -1, i + 2  # d-1: timm's default random depth, written out
         elif kind == "rand" and section.startswith("t"):  # timm reads every rand section starting with t so

@@ -68,7 +68,7 @@ def _img_size(input_size: int | Sequence[int]) -> tuple[int, int]:
         size = size[1:]
     if len(size) != 2:
         raise ValueError(f"input_size must be an int, (H, W) or (C, H, W), got {input_size!r}")
-    return size  # type: ignore[return-value]
+    return size
 
 
 def create_transform(
@@ -135,11 +135,11 @@ def create_transform(
             return transforms.Compose([check, transforms.Resize(size, interpolation=str_to_pil_interp(interpolation)),
                                        transforms.CenterCrop(size), final])
         from timm.data.transforms_factory import transforms_imagenet_eval
-        ev = transforms_imagenet_eval(size, interpolation=interpolation, mean=mean, std=std, crop_pct=crop_pct,
-                                      normalize=normalize, use_prefetcher=not normalize)
+        ev = transforms_imagenet_eval(size, interpolation=interpolation, mean=tuple(mean), std=tuple(std),
+                                      crop_pct=crop_pct, normalize=normalize, use_prefetcher=not normalize)
         return transforms.Compose([check, *ev.transforms])
 
-    base: list[Callable] = [check]
+    base: list[Callable[..., Any]] = [check]
     if small:
         pad = size[0] // 8 if crop_padding is None else crop_padding
         base.append(transforms.RandomCrop(size, padding=pad or None))

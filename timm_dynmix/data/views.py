@@ -29,6 +29,9 @@ from timm_dynmix.rng import derive_seed, seed_from_torch, seeded
 
 __all__ = ["DynMixViews", "DynMixDataset", "collate_splits"]
 
+#: timm's 3-stage ``(primary, secondary, final)`` transform (``create_transform(..., separate=True)``).
+StagedTransform = tuple[Callable[..., Any], ...] | list[Callable[..., Any]]
+
 
 class DynMixViews:
     """Map one image to its clean view and ``num_mixes`` DynMix views of the same base crop.
@@ -55,8 +58,8 @@ class DynMixViews:
             steps inside ``final``, or ``num_mixes < 1``.
     """
 
-    def __init__(self, base: Callable, dynmix: DynamicMixup | DynMixConfig | str, final: Callable,
-                 normalize: Callable | None = None, num_mixes: int | None = None, uint8: bool = False):
+    def __init__(self, base: Callable[..., Any], dynmix: DynamicMixup | DynMixConfig | str, final: Callable[..., Any],
+                 normalize: Callable[..., Any] | None = None, num_mixes: int | None = None, uint8: bool = False):
         if isinstance(dynmix, DynamicMixup):
             if uint8 and dynmix.output != "pil":
                 raise ValueError(f"uint8=True needs a DynamicMixup with output='pil' (uint8 views), "
@@ -129,7 +132,7 @@ class DynMixViews:
                 f"num_mixes={self.num_mixes})")
 
 
-def _find_normalize(final: Callable) -> Callable | None:
+def _find_normalize(final: Callable[..., Any]) -> Callable[..., Any] | None:
     """The single ``Normalize`` step inside ``final`` (a Normalize or nested Compose), or None."""
     from torchvision.transforms import v2
 
@@ -148,7 +151,7 @@ def _find_normalize(final: Callable) -> Callable | None:
     return found[0] if found else None
 
 
-class DynMixDataset(torch.utils.data.Dataset):
+class DynMixDataset(torch.utils.data.Dataset[tuple[Any, Any]]):
     """A map-style dataset wrapper returning ``((clean, mix_1, ..., mix_N), label)`` with reproducible draws.
 
     Every random draw for sample ``index`` comes from ``derive_seed(seed, epoch, index, view, split)``: the base
@@ -167,7 +170,7 @@ class DynMixDataset(torch.utils.data.Dataset):
         label_key: Key of the label in dict items.
     """
 
-    def __init__(self, dataset: Any, transform: DynMixViews | Sequence[Callable] | Callable, num_splits: int = 3,
+    def __init__(self, dataset: Any, transform: DynMixViews | StagedTransform | Callable[..., Any], num_splits: int = 3,
                  seed: int = 0, split: str = "train", image_key: str = "image", label_key: str = "label"):
         self.dataset = dataset
         self.transform = transform

@@ -44,10 +44,11 @@ import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from timm_dynmix.fileio import fsync_dir, fsync_tree, read_json, replace_dir
 from timm_dynmix.hub.summary import (
+    AugSummary,
     as_mapping,
     augmentation_summary,
     dataset_summary,
@@ -58,6 +59,9 @@ from timm_dynmix.hub.summary import (
 from timm_dynmix.models.load import requires_timm_dynmix
 from timm_dynmix.robustness.readers import BENCHMARK_NAMES
 from timm_dynmix.version import __version__
+
+if TYPE_CHECKING:
+    from huggingface_hub import ModelCard, ModelCardData
 
 __all__ = [
     "EvalReport", "load_eval_report", "as_eval_reports", "card_data", "render_card", "write_card", "validate_card",
@@ -200,7 +204,14 @@ def _duration(seconds: Any) -> str | None:
     return f"{h} h {m:02d} min" if h else (f"{m} min {s:02d} s" if m else f"{s} s")
 
 
-def _jsd_info(results: Mapping[str, Any], aug: dict[str, Any] | None) -> dict[str, Any] | None:
+class _JsdInfo(TypedDict):
+    """The JSD consistency loss of a run, as the card shows it."""
+
+    weight: str  # the loss weight as the card shows it, or "λ" when the run recorded none
+    num_splits: int  # clean view + mixed views
+
+
+def _jsd_info(results: Mapping[str, Any], aug: AugSummary | None) -> _JsdInfo | None:
     if not results.get("jsd"):
         return None
     num_mixes = results.get("num_mixes")
@@ -218,8 +229,8 @@ _RECIPE = (("model", "Architecture"), ("epochs", "Epochs"), ("batch_size", "Batc
            ("seed", "Seed"))
 
 
-def _recipe(results: Mapping[str, Any], aug: dict[str, Any] | None, jsd: dict[str, Any] | None) -> list:
-    rows = []
+def _recipe(results: Mapping[str, Any], aug: AugSummary | None, jsd: _JsdInfo | None) -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = []
     if aug:
         rows.append(("Augmentation", f"`{aug['canonical']}`"))
     if "jsd" in results:
@@ -236,7 +247,7 @@ def _recipe(results: Mapping[str, Any], aug: dict[str, Any] | None, jsd: dict[st
     return rows
 
 
-def _mark_epochs_done(rows: list, results: Mapping[str, Any]) -> None:
+def _mark_epochs_done(rows: list[tuple[str, str]], results: Mapping[str, Any]) -> None:
     """A run that stopped early shows its epochs as planned and done, not as if it ran them all."""
     if results.get("completed") is False and results.get("epochs_completed") is not None:
         rows[:] = [(label, f"{value} planned, {format_value(results['epochs_completed'])} done (stopped early)")
@@ -249,7 +260,7 @@ _METRIC_LABELS = {"clean_top1": "Clean top-1 accuracy (%)", "clean_top5": "Clean
                   "epoch_time_s": "Last epoch time (s)", "eval_samples": "Test images"}
 
 
-def _metrics(results: Mapping[str, Any]) -> list:
+def _metrics(results: Mapping[str, Any]) -> list[tuple[str, str]]:
     metrics = as_mapping(results.get("metrics"), "results['metrics']")
     return [(_METRIC_LABELS.get(k, k), format_value(v)) for k, v in metrics.items()
             if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
@@ -260,7 +271,7 @@ def _plot_name(report: EvalReport, plot: Path) -> str:
 
 
 def card_data(config: Mapping[str, Any], results: Mapping[str, Any] | None = None,
-              eval_reports: Iterable[EvalReport] = (), license: str | None = None):
+              eval_reports: Iterable[EvalReport] = (), license: str | None = None) -> ModelCardData:
     """The card's front matter as a ``huggingface_hub.ModelCardData`` (with ``model-index`` eval results).
 
     The model-index holds the clean top-1 accuracy from ``results["metrics"]["clean_top1"]`` (percent) and, per
@@ -279,25 +290,28 @@ def card_data(config: Mapping[str, Any], results: Mapping[str, Any] | None = Non
         family = re.sub(r"[^a-z0-9-]+", "", str(name).lower())
         if family and family not in tags:
             tags.append(family)
-    evals = []
-    task = {"task_type": "image-classification", "task_name": "Image Classification"}
+    evals: list[EvalResult] = []
+    task_type, task_name = "image-classification", "Image Classification"
     top1 = as_mapping(results.get("metrics"), "results['metrics']").get("clean_top1")
     if stopped_early(results):  # a partial run's accuracy is not a result of its recipe: no model-index entry
         tags.append("stopped-early")
         top1 = None
     if ds and isinstance(top1, (int, float)) and not isinstance(top1, bool) and math.isfinite(top1):
-        evals.append(EvalResult(**task, dataset_type=ds["hub_id"] or slug(ds["name"]) or "dataset",
-                                dataset_name=ds["name"], dataset_split=ds["split"], metric_type="accuracy",
-                                metric_name="Top-1 accuracy (%)", metric_value=round(float(top1), 4)))
+        evals.append(EvalResult(task_type=task_type, task_name=task_name,
+                                dataset_type=ds["hub_id"] or slug(ds["name"]) or "dataset", dataset_name=ds["name"],
+                                dataset_split=ds["split"], metric_type="accuracy", metric_name="Top-1 accuracy (%)",
+                                metric_value=round(float(top1), 4)))
     for rep in eval_reports:
         for key in _METRICS:
             value = getattr(rep, key)
             if value is not None:
                 mtype, mname = _METRIC_INFO[key]
-                evals.append(EvalResult(**task, dataset_type=rep.dataset_type, dataset_name=rep.dataset_name,
-                                        dataset_split=rep.dataset_split, metric_type=mtype, metric_name=mname,
-                                        metric_value=round(value, 4)))
+                evals.append(EvalResult(task_type=task_type, task_name=task_name, dataset_type=rep.dataset_type,
+                                        dataset_name=rep.dataset_name, dataset_split=rep.dataset_split,
+                                        metric_type=mtype, metric_name=mname, metric_value=round(value, 4)))
     pcfg = as_mapping(config.get("pretrained_cfg"), "config['pretrained_cfg']")
+    resolved = results.get("resolved")
+    extra: dict[str, Any] = {"training_config": _public_config(resolved)} if resolved else {}
     return ModelCardData(
         library_name="timm",
         license=license or pcfg.get("license") or "apache-2.0",
@@ -306,7 +320,7 @@ def card_data(config: Mapping[str, Any], results: Mapping[str, Any] | None = Non
         datasets=[ds["hub_id"]] if ds and ds["hub_id"] else None,
         model_name=_model_name(config),
         eval_results=evals or None,
-        **({"training_config": _public_config(resolved)} if (resolved := results.get("resolved")) else {}),
+        **extra,
     )
 
 
@@ -325,14 +339,15 @@ def _model_name(config: Mapping[str, Any]) -> str:
 
 
 def _context(config: Mapping[str, Any], results: Mapping[str, Any], reports: list[EvalReport],
-             repo_id: str | None, data) -> dict[str, Any]:
+             repo_id: str | None, data: ModelCardData) -> dict[str, Any]:
     pcfg = as_mapping(config.get("pretrained_cfg"), "config['pretrained_cfg']")
     arch = str(config["architecture"])
     aug = augmentation_summary(results)
     jsd = _jsd_info(results, aug)
     versions = as_mapping(results.get("versions"), "results['versions']")
     size = pcfg.get("input_size")
-    report_ctx, summary = [], []
+    report_ctx: list[dict[str, Any]] = []
+    summary: list[dict[str, str]] = []
     for rep in reports:
         rows = [(_METRIC_INFO[k][1], _fmt_pct(getattr(rep, k))) for k in _METRICS if getattr(rep, k) is not None]
         title = rep.dataset_name if rep.dataset_name == rep.benchmark else f"{rep.dataset_name} (`{rep.benchmark}`)"
@@ -381,7 +396,7 @@ def templates_dir() -> Path:
 
 def render_card(config: Mapping[str, Any], *, results: Mapping[str, Any] | None = None,
                 eval_reports: Iterable[EvalReport | str | os.PathLike[str]] | None = None, repo_id: str | None = None,
-                license: str | None = None, template: str | os.PathLike[str] | None = None):
+                license: str | None = None, template: str | os.PathLike[str] | None = None) -> ModelCard:
     """Render the model card (a ``huggingface_hub.ModelCard``) of a saved model.
 
     Args:
@@ -411,7 +426,7 @@ def render_card(config: Mapping[str, Any], *, results: Mapping[str, Any] | None 
     return ModelCard(text)
 
 
-def validate_card(card) -> Any:
+def validate_card(card: ModelCard | str | os.PathLike[str]) -> ModelCard:
     """Parse a card back (a ``ModelCard``, its text as a ``str``, or a README.md ``Path``) and check its metadata.
 
     Checks that the front matter parses with ``ModelCard.load``, declares ``library_name: timm``, a license and our
@@ -437,7 +452,9 @@ def validate_card(card) -> Any:
         parsed = ModelCard(text)
     except (ValueError, yaml.YAMLError) as e:
         raise ValueError(f"the model card metadata does not parse: {' '.join(str(e).split())}") from None
-    data = parsed.data
+    # ModelCard parses its front matter into a ModelCardData (its card_data_class); RepoCard declares ``data`` as
+    # the base CardData, which has none of the model card fields read below
+    data = cast("ModelCardData", parsed.data)
     if data.library_name != "timm":
         raise ValueError(f"the model card must declare library_name 'timm', got {data.library_name!r}")
     if not data.license:

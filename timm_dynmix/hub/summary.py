@@ -135,7 +135,8 @@ def augmentation_summary(results: Mapping[str, Any]) -> AugSummary | None:
     if spec is None or spec.family != "dynmix":
         return info  # an unparseable record: show the string as given, without the table
     cfg = spec.params
-    info.update(is_dynmix=True, canonical=cfg.to_string(), weights=cfg.weights, weights_text=WEIGHT_TEXT[cfg.weights])
+    info["is_dynmix"], info["canonical"] = True, cfg.to_string()
+    info["weights"], info["weights_text"] = cfg.weights, WEIGHT_TEXT[cfg.weights]
     ops = cfg.op_set_name or ", ".join(cfg.ops)
     info["rows"] = [
         ("m", "magnitude (severity; levels drawn in [0.1, m])", format_value(cfg.magnitude)),
@@ -161,9 +162,12 @@ def stopped_early(results: Mapping[str, Any]) -> str | None:
     if done is not None:
         text += f" after {format_value(done)}" + (f" of {format_value(planned)}" if planned is not None else "") \
             + " epochs"
-    details = [f"{steps}" + (f" of {steps_planned}" if steps_planned is not None else "") + " optimizer steps"
-               if steps is not None else None, results.get("stopped_early_reason")]
-    details = [d for d in details if d]
+    details: list[str] = []
+    if steps is not None:
+        details.append(f"{steps}" + (f" of {steps_planned}" if steps_planned is not None else "") + " optimizer steps")
+    reason = results.get("stopped_early_reason")
+    if reason:
+        details.append(reason)
     return text + (f" ({'; '.join(details)})" if details else "")
 
 

@@ -129,6 +129,7 @@ def _scan(argv: Sequence[str]) -> _Scan:
     known = {**_TIMM_FLAGS, **_OWN_FLAGS}
     out = _Scan(kept=[], values={})
     i, n = 0, len(argv)
+    value: str | bool | list[str]  # a flag's value: its text, True for a switch, the list of an nargs='+' flag
     while i < n:
         tok = str(argv[i])
         if tok == "--":  # everything after is positional
@@ -453,7 +454,7 @@ def _check_names() -> str:
     except ImportError as e:
         raise RuntimeError(f"timm {version} has no {e.name}; {fix}") from e
     cls = vars(timm.loss.jsd).get("JsdCrossEntropy")
-    if not isinstance(cls, type) or getattr(timm.loss, "JsdCrossEntropy", None) is not cls:
+    if getattr(timm.loss, "JsdCrossEntropy", None) is not cls or not isinstance(cls, type):
         problems.append("timm.loss.JsdCrossEntropy (expected it defined in timm.loss.jsd)")
     elif list(inspect.signature(cls).parameters)[:3] != ["num_splits", "alpha", "smoothing"]:
         problems.append(f"the arguments of timm.loss.JsdCrossEntropy (expected num_splits, alpha, smoothing; got "
@@ -495,7 +496,7 @@ def timm_patched(jsd_weight: float | None = None) -> Iterator[type]:
     for name, module in list(sys.modules.items()):
         if (name == "timm" or name.startswith("timm.")) and module is not None \
                 and vars(module).get("JsdCrossEntropy") is original:
-            module.JsdCrossEntropy = JsdCrossEntropy
+            setattr(module, "JsdCrossEntropy", JsdCrossEntropy)  # noqa: B010  (ModuleType declares no such attribute)
             patched.append(module)
     previous_weight = JsdCrossEntropy.jsd_weight
     JsdCrossEntropy.jsd_weight = None if jsd_weight is None else float(jsd_weight)
@@ -504,7 +505,7 @@ def timm_patched(jsd_weight: float | None = None) -> Iterator[type]:
     finally:
         JsdCrossEntropy.jsd_weight = previous_weight
         for module in patched:
-            module.JsdCrossEntropy = original
+            setattr(module, "JsdCrossEntropy", original)  # noqa: B010  (ModuleType declares no such attribute)
         if not was_registered:
             unregister_timm()
 
@@ -574,7 +575,10 @@ def batched_loader_patched(aug: str | None, num_mixes: int | None) -> Iterator[N
     import timm.data.loader
     import torch
 
-    cls = _batched_class(_batched_family(aug))
+    family = _batched_family(aug)
+    if family is None:
+        raise ValueError(f"--aug {aug} names no batched augmentation; batched: {', '.join(BATCHED_AUGMENTATIONS)}")
+    cls = _batched_class(family)
     original = timm.data.loader.create_loader
 
     def create_loader(dataset: Any, *args: Any, **kwargs: Any) -> Any:
@@ -593,19 +597,19 @@ def batched_loader_patched(aug: str | None, num_mixes: int | None) -> Iterator[N
     create_loader.__wrapped__ = original  # type: ignore[attr-defined]
     bound = [m for m in (timm.data, timm.data.loader) if getattr(m, "create_loader", None) is original]
     for module in bound:
-        module.create_loader = create_loader
+        setattr(module, "create_loader", create_loader)  # noqa: B010  (ModuleType declares no such attribute)
     try:
         yield
     finally:
         for module in bound:
-            module.create_loader = original
+            setattr(module, "create_loader", original)  # noqa: B010  (ModuleType declares no such attribute)
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # running the script
 
 
-def prepare(script: str | os.PathLike, argv: Sequence[str]) -> tuple[Path, TimmTrainArgs]:
+def prepare(script: str | os.PathLike[str], argv: Sequence[str]) -> tuple[Path, TimmTrainArgs]:
     """Check the script and timm, and rewrite the arguments; nothing runs yet (see :func:`launch`).
 
     Raises:
@@ -653,7 +657,7 @@ def execute(path: Path, args: TimmTrainArgs) -> None:
             sys.path[:] = saved_path
 
 
-def launch(script: str | os.PathLike, argv: Sequence[str]) -> TimmTrainArgs:
+def launch(script: str | os.PathLike[str], argv: Sequence[str]) -> TimmTrainArgs:
     """Run a timm train script as ``__main__`` with DynMix (``--aug dynmix...``) and our JSD loss.
 
     Args:

@@ -281,7 +281,7 @@ class TrainConfig:
         return {f.name: getattr(self, f.name) for f in option_fields()}
 
 
-def option_fields() -> tuple[dataclasses.Field, ...]:
+def option_fields() -> tuple[dataclasses.Field[Any], ...]:
     """The :class:`TrainConfig` fields that are options (flags, recipe keys): all but the private parsed spec."""
     return tuple(f for f in fields(TrainConfig) if not f.name.startswith("_"))
 
@@ -302,7 +302,7 @@ def check_aug(aug: str) -> AugSpec:
     return create_aug_spec(aug)
 
 
-def check_output_dir(output_dir: str | os.PathLike) -> None:
+def check_output_dir(output_dir: str | os.PathLike[str]) -> None:
     """Refuse an output folder that is an existing file, or lies under one, before anything is loaded.
 
     Raises:
@@ -344,10 +344,14 @@ def field_help(name: str) -> str | None:
 def field_default(name: str) -> Any:
     """The default value of field ``name``."""
     f = TrainConfig.__dataclass_fields__[name]
-    return f.default_factory() if f.default is dataclasses.MISSING else f.default
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is dataclasses.MISSING:
+        raise ValueError(f"TrainConfig.{name} has no default")
+    return f.default_factory()
 
 
-def load_recipe(path: str | os.PathLike) -> dict[str, Any]:
+def load_recipe(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a YAML recipe: a mapping of :class:`TrainConfig` field names to values.
 
     Raises:

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 from torchvision import transforms
@@ -220,6 +220,15 @@ def _subset(ds: Any, n: int | None, seed: int) -> Any:
     return ds.select(subset_indices(len(ds), n, seed).tolist())
 
 
+class _TrainTransformArgs(TypedDict):
+    """The :func:`~timm_dynmix.data.transforms_factory.create_transform` arguments every training transform shares."""
+
+    is_training: bool
+    mean: Sequence[float]
+    std: Sequence[float]
+    crop_padding: int | None
+
+
 def train_transform(cfg: TrainConfig, size: int, mean: Sequence[float], std: Sequence[float]) -> tuple[Any, int]:
     """The training transform and the number of views each loader item holds.
 
@@ -227,7 +236,7 @@ def train_transform(cfg: TrainConfig, size: int, mean: Sequence[float], std: Seq
     JSD: one augmented view trained with cross entropy (the paper's "no JSD" ablation for DynMix). With
     ``aug_device == "step"``: uint8 crops only; the step makes the views. Mixup/CutMix act in the step too.
     """
-    common = {"is_training": True, "mean": mean, "std": std, "crop_padding": cfg.crop_padding}
+    common: _TrainTransformArgs = {"is_training": True, "mean": mean, "std": std, "crop_padding": cfg.crop_padding}
     spec = cfg.spec  # parsed once, by the config; never the string again
     if cfg.aug_device in ("step", "model"):
         return create_transform(size, aug=None, normalize=False, **common), 1
@@ -301,7 +310,7 @@ def _stream_steps(data: ImageData, cfg: TrainConfig, world: int) -> int:
     raise ValueError("this streamed dataset does not declare its size; give --max-steps to bound the schedule")
 
 
-class _StreamedSplits(torch.utils.data.IterableDataset):
+class _StreamedSplits(torch.utils.data.IterableDataset[tuple[Any, int]]):
     """Applies a :class:`DynMixDataset`'s per-sample seeded transform to a decoded stream."""
 
     def __init__(self, stream: DecodedIterableDataset, wrapper: DynMixDataset):
@@ -317,7 +326,7 @@ class _StreamedSplits(torch.utils.data.IterableDataset):
 
 
 
-class _EvalStream(torch.utils.data.IterableDataset):
+class _EvalStream(torch.utils.data.IterableDataset[tuple[torch.Tensor, int]]):
     def __init__(self, stream: Any, data: ImageData, tf: Any):
         self.stream = DecodedIterableDataset(stream, data.image_column, data.label_column)
         self.tf = tf
