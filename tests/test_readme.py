@@ -111,7 +111,9 @@ def reader_folder(tmp_path) -> Path:
     for name in (*EVAL_EXTRA, *EVAL_EXTRA_FILES):  # make-c and the robustness snippet need the eval extra
         if importlib.util.find_spec(name) is None:
             pytest.skip(f"needs the eval extra ({name} missing): pip install 'timm-dynmix[eval]'")
-    from timm_dynmix import make_c
+    # make_c from its module, not the package root: an old-path import earlier in the session (`import
+    # timm_dynmix.make_c`, as tests/test_package.py does) rebinds the root's name to that module, as Python does
+    from timm_dynmix.robustness.make_c import make_c
     from timm_dynmix.train import TrainConfig, train
 
     root = tmp_path / "reader"
