@@ -25,6 +25,7 @@ commit, the exact commands and the resolved configuration that produced it::
 
     nice python benchmarks/robustness_cifar10.py                    # everything, in priority order
     python benchmarks/robustness_cifar10.py --arms standard,standard_whitened_stem --seeds 0
+    nice python benchmarks/robustness_cifar10.py --jobs 2 -- --num-threads 1   # two arms at once, one core each
     python benchmarks/robustness_cifar10.py --list                  # the plan and what is done
     python benchmarks/robustness_cifar10.py --summary               # tables from the finished result files
     python benchmarks/robustness_cifar10.py --cards                 # hub_cards/: cards of the top three arms
@@ -593,6 +594,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--list", action="store_true", help="print the plan and what is done, run nothing")
     p.add_argument("--summary", action="store_true",
                    help="write summary.md and the C vs C-bar plot from the result files, run nothing")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="arms trained at the same time (default: %(default)s; with 2, add `-- --num-threads 1`)")
     p.add_argument("--cards", action="store_true",
                    help="write push-ready model cards for the best seed of the top arms into --cards-dir, run nothing")
     p.add_argument("--cards-dir", default=str(CARDS), help="where --cards writes (default: hub_cards/)")
@@ -605,6 +608,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in (args.arms or "").split(",") if n and n not in ARM_BY_NAME]
     if unknown:
         p.error(f"unknown arm(s) {', '.join(unknown)}; known: {', '.join(ARM_BY_NAME)}")
+    if args.jobs < 1:
+        p.error(f"--jobs must be >= 1, got {args.jobs}")
     if args.top < 1:
         p.error(f"--top must be >= 1, got {args.top}")
     bad = set(args.priority.split(",")) - set(GROUPS)
@@ -642,12 +647,26 @@ def main(argv: list[str] | None = None) -> int:
     if not Path(args.data_dir).exists():
         p.error(f"--data-dir {args.data_dir} does not exist (the study reads the CIFAR-10 copy from there)")
     study.ensure_benchmarks()
-    for arm, seed, longer in todo:
-        study.run_arm(arm, seed, longer)
+    run_all(study, todo, args.jobs)
     if "e" in args.priority.split(",") and not args.arms:  # the top two are known only once group a is complete
-        for arm, seed, longer in study.plan():
-            study.run_arm(arm, seed, longer)
+        run_all(study, study.plan(), args.jobs)
     return 0
+
+
+def run_all(study: Study, todo: list[tuple[Arm, int, bool]], jobs: int = 1) -> None:
+    """Run the arms of ``todo`` (each skipped when done), ``jobs`` at a time in priority order. Each arm is its own
+    training process (pass ``-- --num-threads 1`` with ``--jobs 2`` on a 2-core machine); a failed arm stops the
+    study after the running ones finish, with its command and log."""
+    if jobs <= 1:
+        for arm, seed, longer in todo:
+            study.run_arm(arm, seed, longer)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:  # threads only wait on the training subprocesses
+        futures = [pool.submit(study.run_arm, arm, seed, longer) for arm, seed, longer in todo]
+        for future in futures:
+            future.result()  # re-raises the first failure (SystemExit with the command and the log's tail)
 
 
 if __name__ == "__main__":

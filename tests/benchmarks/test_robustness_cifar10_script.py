@@ -119,7 +119,8 @@ def test_stem_table_compares_the_stem_only(tmp_path):
 @pytest.mark.usefixtures("eval_extra")
 @pytest.mark.slow
 def test_tiny_study_end_to_end_and_resume(tmp_path):
-    """Two arms on 200 digit images, every corruption on 20 class-balanced test images; a rerun redoes nothing."""
+    """Two arms (trained two at a time) on 200 digit images, every corruption on 20 class-balanced test images; a
+    rerun redoes nothing."""
     from sklearn.datasets import load_digits
 
     digits = load_digits()
@@ -134,7 +135,7 @@ def test_tiny_study_end_to_end_and_resume(tmp_path):
     results, work = tmp_path / "results", tmp_path / "work"
     study = _load()
     argv = ["--data-dir", str(data), "--work-dir", str(work), "--results-dir", str(results), "--recipe", str(recipe),
-            "--per-cell", "20", "--arms", "standard,dynmix_jsd", "--no-cbar"]
+            "--per-cell", "20", "--arms", "standard,dynmix_jsd", "--no-cbar", "--jobs", "2"]
     assert study.main(argv) == 0
     files = sorted(p.name for p in results.glob("*.json"))
     assert files == ["dynmix_jsd_seed0.json", "standard_seed0.json"]
