@@ -159,6 +159,9 @@ def main() -> None:
     parser.add_argument("--timm-train-py", default=None, help="path of timm's train.py (rows skipped without it)")
     parser.add_argument("--timm-workers", type=int, default=1, help="DataLoader workers of timm's train.py")
     parser.add_argument("--variants", nargs="*", default=None, help="labels of trainer rows to run (default: all)")
+    parser.add_argument("--precisions", nargs="+", choices=("no", "bf16"), default=["no", "bf16"],
+                        help="precisions of the compute-limit and timm rows (default: both; on a CPU without native "
+                             "bf16, bf16 is emulated and only slow)")
     parser.add_argument("--compile", action="store_true",
                         help="add a compute-limit row with torch.compile (bf16 + channels-last; compile time untimed)")
     parser.add_argument("--json", default=None, help="write the results here")
@@ -188,7 +191,7 @@ def main() -> None:
         rows.append({"row": f"trainer: {label}", "images_per_s": res["train_samples_per_s"],
                      "views_per_image": 3 if res["jsd"] else 1, "precision": res["mixed_precision"],
                      "channels_last": res["channels_last"], "data_in_memory": res["data_in_memory"]})
-    for precision in ("no", "bf16"):
+    for precision in args.precisions:
         ips = compute_limit(args.model, args.batch_size, args.steps, precision, threads)
         rows.append({"row": f"compute limit (JSD step on 3-view batches in memory), {precision}",
                      "images_per_s": ips, "views_per_image": 3, "precision": precision,
@@ -202,7 +205,7 @@ def main() -> None:
         path = Path(args.timm_train_py).resolve()
         with tempfile.TemporaryDirectory() as tmp:
             write_image_folder(Path(tmp) / "data", n_images, 64, data)
-            for amp in (False, True):
+            for amp in [p == "bf16" for p in args.precisions]:
                 label = "--amp --amp-dtype bfloat16 --channels-last" if amp else "defaults"
                 ips = timm_train_py(path, Path(tmp) / "data", Path(tmp) / f"out{int(amp)}", args.model,
                                     args.batch_size, threads, args.timm_workers, amp)
