@@ -18,6 +18,19 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 
+def package_modules(include_main: bool = True) -> dict[str, Path]:
+    """Every module of the ``timm_dynmix`` package by dotted name (a package by its ``__init__.py``), with its file;
+    ``__main__`` modules only if ``include_main``."""
+    package = Path(__file__).resolve().parents[1] / "timm_dynmix"
+    found = {}
+    for path in sorted(package.rglob("*.py")):
+        parts = path.relative_to(package.parent).with_suffix("").parts
+        if parts[-1] == "__main__" and not include_main:
+            continue
+        found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return found
+
+
 def cifar10_test_arrays(n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The first ``n`` CIFAR-10 test images (uint8 NHWC) and labels from ../shared; skips when absent."""
     if not CIFAR10_TEST.is_file():

@@ -12,6 +12,7 @@ import ast
 from pathlib import Path
 
 import pytest
+from conftest import package_modules
 
 from timm_dynmix._moved import MOVED
 
@@ -55,16 +56,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 LEVEL = {prefix: i for i, (_, prefixes) in enumerate(LAYERS) for prefix in prefixes}
 
 
-def _modules() -> dict[str, Path]:
-    found = {}
-    for path in sorted(PACKAGE.rglob("*.py")):
-        parts = path.relative_to(ROOT).with_suffix("").parts
-        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-        found[name] = path
-    return found
-
-
-MODULES = _modules()
+MODULES = package_modules()
 
 
 def layer_of(module: str) -> int:

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import package_modules
 
 import timm_dynmix
 from timm_dynmix._moved import MOVED
@@ -19,18 +20,7 @@ PACKAGE = ROOT / "timm_dynmix"
 HEAVY = ("torch", "timm", "huggingface_hub", "datasets", "transformers", "accelerate", "numpy", "PIL")
 
 
-def _modules() -> dict[str, Path]:
-    found = {}
-    for path in sorted(PACKAGE.rglob("*.py")):
-        parts = path.relative_to(ROOT).with_suffix("").parts
-        if parts[-1] == "__main__":
-            continue
-        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-        found[name] = path
-    return found
-
-
-MODULES = _modules()
+MODULES = package_modules(include_main=False)
 
 
 def _run(code: str, timeout: float = 300) -> subprocess.CompletedProcess:

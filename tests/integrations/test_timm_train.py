@@ -349,6 +349,34 @@ def make_image_folder(root, images, classes=3, split="train"):
         img.save(folder / f"{i:03d}.png")
 
 
+def sgd_steps_on_three_views(loader, loss_fn, batch_size, check=None) -> int:
+    """SGD on ``test_resnet`` over ``loader``'s clean + two augmented views, as train.py steps; returns the step count.
+
+    Each batch must hold three float32 views of the same labels, the views must differ, the loss must be finite
+    (``check(output, y, loss)`` may assert more), and the model's parameters must move.
+    """
+    model = timm.create_model("test_resnet", num_classes=3)
+    before = [p.detach().clone() for p in model.parameters()]
+    optimizer = create_optimizer_v2(model, "sgd", lr=0.05, momentum=0.9)
+    steps = 0
+    for x, y in loader:
+        b = batch_size
+        assert x.shape == (3 * b, 3, 32, 32) and x.dtype == torch.float32 and torch.equal(y, y[:b].repeat(3))
+        clean, mix1, mix2 = torch.split(x, b)
+        assert not torch.equal(clean, mix1) and not torch.equal(mix1, mix2)
+        output = model(x)
+        loss = loss_fn(output, y)
+        assert torch.isfinite(loss)
+        if check is not None:
+            check(output, y, loss)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        steps += 1
+    assert any(not torch.equal(p0, p1) for p0, p1 in zip(before, model.parameters()))
+    return steps
+
+
 @pytest.mark.slow
 def test_timm_training_api_through_the_launcher(tmp_path, real_images):
     make_image_folder(tmp_path / "data", real_images)
@@ -367,27 +395,14 @@ def test_timm_training_api_through_the_launcher(tmp_path, real_images):
         if args.jsd_loss:  # train.py's choice of loss, by the name it imports
             loss_fn = timm.loss.JsdCrossEntropy(num_splits=args.aug_splits, smoothing=args.smoothing)
         assert isinstance(loss_fn, JsdLoss) and loss_fn.weight == 8.0
-        model = timm.create_model("test_resnet", num_classes=3)
-        before = [p.detach().clone() for p in model.parameters()]
-        optimizer = create_optimizer_v2(model, "sgd", lr=0.05, momentum=0.9)
-        steps = 0
-        for x, y in loader:
-            b = args.batch_size
-            assert x.shape == (3 * b, 3, 32, 32) and torch.equal(y, y[:b].repeat(3))
-            clean, mix1, mix2 = torch.split(x, b)
-            assert not torch.equal(clean, mix1) and not torch.equal(mix1, mix2)
-            output = model(x)
-            loss = loss_fn(output, y)
-            # the same value as timm's own loss, with the weight the launcher gave
+        b = args.batch_size
+
+        def check(output, y, loss):  # the same value as timm's own loss, with the weight the launcher gave
             torch.testing.assert_close(loss, TIMM_JSD(num_splits=3, alpha=8.0, smoothing=0)(output, y),
                                        atol=1e-5, rtol=1e-5)
-            assert torch.isfinite(loss) and loss > loss_fn.base_loss(output[:b], y[:b])  # views disagree: JS > 0
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            steps += 1
-        assert steps == 3
-    assert any(not torch.equal(p0, p1) for p0, p1 in zip(before, model.parameters()))
+            assert loss > loss_fn.base_loss(output[:b], y[:b])  # views disagree: JS > 0
+
+        assert sgd_steps_on_three_views(loader, loss_fn, b, check) == 3
     assert timm.loss.JsdCrossEntropy is TIMM_JSD and not is_registered()
 
 
@@ -411,23 +426,7 @@ def test_batched_training_api_through_the_launcher(tmp_path, real_images, aug, c
         if args.jsd_loss:  # train.py's choice of loss, by the name it imports
             loss_fn = timm.loss.JsdCrossEntropy(num_splits=args.aug_splits, smoothing=args.smoothing)
         assert isinstance(loss_fn, JsdLoss) and loss_fn.weight == 12.0  # timm's default alpha
-        model = timm.create_model("test_resnet", num_classes=3)
-        before = [p.detach().clone() for p in model.parameters()]
-        optimizer = create_optimizer_v2(model, "sgd", lr=0.05, momentum=0.9)
-        steps = 0
-        for x, y in loader:
-            b = args.batch_size
-            assert x.shape == (3 * b, 3, 32, 32) and x.dtype == torch.float32 and torch.equal(y, y[:b].repeat(3))
-            clean, mix1, mix2 = torch.split(x, b)
-            assert not torch.equal(clean, mix1) and not torch.equal(mix1, mix2)
-            loss = loss_fn(model(x), y)
-            assert torch.isfinite(loss)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            steps += 1
-        assert steps == 2
-    assert any(not torch.equal(p0, p1) for p0, p1 in zip(before, model.parameters()))
+        assert sgd_steps_on_three_views(loader, loss_fn, args.batch_size) == 2
     assert timm.loss.JsdCrossEntropy is TIMM_JSD and not is_registered()
     assert timm.data.create_loader.__module__.startswith("timm.")  # restored
 
