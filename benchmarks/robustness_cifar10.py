@@ -433,15 +433,7 @@ def summary_markdown(by_arm: dict[str, list[dict[str, Any]]], allow_diff: list[s
         if pairs:
             lines += ["", "Differences of mean error (first minus second, points), and the call (better only when "
                       "lower by more than twice the seed spread on both benchmarks):", "", *pairs]
-        fam = [n for n in main if any(r.get("errors_by_family") for r in by_arm[n])]
-        if fam:
-            lines += ["", "CIFAR-10-C error per corruption family (%, seed mean):", "",
-                      "| arm | " + " | ".join(FAMILIES) + " |", "|---|" + "---:|" * len(FAMILIES)]
-            for n in fam:
-                vals = [[r["errors_by_family"][f] for r in by_arm[n] if f in (r.get("errors_by_family") or {})]
-                        for f in FAMILIES]
-                lines.append(f"| {ARM_BY_NAME[n].label} | " + " | ".join(
-                    f"{statistics.mean(v):.1f}" if v else "-" for v in vals) + " |")
+        lines += _family_table(by_arm, main)
     stem = [n for n in ("standard", "standard_whitened_stem") if by_arm.get(n)]
     if "standard_whitened_stem" in stem:
         seed0 = {n: [r for r in by_arm[n] if r["seed"] == 0] for n in stem}
@@ -449,12 +441,28 @@ def summary_markdown(by_arm: dict[str, list[dict[str, Any]]], allow_diff: list[s
         lines += ["", "Stem choice (seed 0; the runs differ in the stem only, checked):", "", _HEAD,
                   *[_row(seed0[n], f"{ARM_BY_NAME[n].label} (`stem: "
                                    f"{seed0[n][0]['resolved_config']['stem']}`)") for n in stem if seed0[n]], *notes]
+        lines += _family_table(seed0, stem)
     longer = [n for n in by_arm if n.endswith(LONGER)]
     if longer:
         notes = check_runs(by_arm, longer, list(allow_diff))
         lines += ["", "Twice the epochs (seed 0): does the ranking hold?", "", _HEAD,
                   *[_row(by_arm[n], ARM_BY_NAME[n[:-len(LONGER)]].label + ", 2x epochs") for n in longer], *notes]
     return "\n".join(lines) + "\n"
+
+
+def _family_table(by_arm: dict[str, list[dict[str, Any]]], names: list[str]) -> list[str]:
+    """Markdown lines: the CIFAR-10-C error of each arm of ``names`` per corruption family (seed mean)."""
+    fam = [n for n in names if any(r.get("errors_by_family") for r in by_arm.get(n, []))]
+    if not fam:
+        return []
+    lines = ["", "CIFAR-10-C error per corruption family (%, seed mean):", "",
+             "| arm | " + " | ".join(FAMILIES) + " |", "|---|" + "---:|" * len(FAMILIES)]
+    for n in fam:
+        vals = [[r["errors_by_family"][f] for r in by_arm[n] if f in (r.get("errors_by_family") or {})]
+                for f in FAMILIES]
+        lines.append(f"| {ARM_BY_NAME[n].label} | " + " | ".join(
+            f"{statistics.mean(v):.1f}" if v else "-" for v in vals) + " |")
+    return lines
 
 
 def _diff(a: list[dict[str, Any]], b: list[dict[str, Any]], key: str) -> str:

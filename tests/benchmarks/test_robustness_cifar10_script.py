@@ -110,6 +110,8 @@ def test_stem_table_compares_the_stem_only(tmp_path):
     stem = text.split("Stem choice")[1]
     assert "| Standard (`stem: learned`) | 0 | 10.00 | 23.00 |" in stem
     assert "| Standard, frozen whitened stem (v1's) (`stem: whitened`) | 0 | 10.00 | 29.40 |" in stem
+    # the per-family errors of the pair, where v1's gap sat
+    assert "| Standard, frozen whitened stem (v1's) | - | - | 29.4 | - |" in stem.split("per corruption family")[1]
     study._write_json(tmp_path / "standard_whitened_stem_seed0.json", _fake_result(
         "standard_whitened_stem", 0, 29.4, aug="standard", stem="whitened", epochs=40))
     with pytest.raises(ValueError, match="differ in epochs"):  # anything beyond the stem is still refused
