@@ -437,7 +437,8 @@ def summary_markdown(by_arm: dict[str, list[dict[str, Any]]], allow_diff: list[s
     stem = [n for n in ("standard", "standard_whitened_stem") if by_arm.get(n)]
     if "standard_whitened_stem" in stem:
         seed0 = {n: [r for r in by_arm[n] if r["seed"] == 0] for n in stem}
-        notes = check_runs(seed0, stem, list(allow_diff), extra=("stem",))
+        # a frozen stem has fewer trainable parameters: that difference is the stem's own
+        notes = check_runs(seed0, stem, list(allow_diff), extra=("stem", "trainable_params"))
         lines += ["", "Stem choice (seed 0; the runs differ in the stem only, checked):", "", _HEAD,
                   *[_row(seed0[n], f"{ARM_BY_NAME[n].label} (`stem: "
                                    f"{seed0[n][0]['resolved_config']['stem']}`)") for n in stem if seed0[n]], *notes]

@@ -103,9 +103,9 @@ def test_summary_checks_configurations_and_calls_ties(tmp_path, capsys):
 
 def test_stem_table_compares_the_stem_only(tmp_path):
     study = _load()
-    study._write_json(tmp_path / "standard_seed0.json", _fake_result("standard", 0, 23.0))
+    study._write_json(tmp_path / "standard_seed0.json", _fake_result("standard", 0, 23.0, trainable_params=1000))
     study._write_json(tmp_path / "standard_whitened_stem_seed0.json", _fake_result(
-        "standard_whitened_stem", 0, 29.4, aug="standard", stem="whitened"))
+        "standard_whitened_stem", 0, 29.4, aug="standard", stem="whitened", trainable_params=900))  # frozen stem
     text = study.summary_markdown(study.load_results(tmp_path))
     stem = text.split("Stem choice")[1]
     assert "| Standard (`stem: learned`) | 0 | 10.00 | 23.00 |" in stem
